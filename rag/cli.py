@@ -1,0 +1,153 @@
+"""The ``rag`` command: index, search, ask, eval, serve.
+
+Expected failures (bad corpus, bad question, damaged index, missing model) print one clear line
+and exit non-zero; set ``RAG_DEBUG=1`` to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rag.errors import RagError
+
+EXIT_ERROR = 2
+EXIT_PARTIAL = 1  # the index was built, but some files were skipped
+
+
+def _add_corpus_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", type=Path, default=None, help="folder of .txt/.md articles (default: seeds/)")
+    parser.add_argument("--index", type=Path, default=None, help="index folder (default: index/)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Cited answers from a folder of news articles, offline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build or update the index (only changed files are re-embedded)")
+    _add_corpus_args(p)
+    p.add_argument("--rebuild", action="store_true", help="re-embed everything (recovers a damaged index)")
+
+    p = sub.add_parser("search", help="list the paragraphs that best match a query")
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=5, help="number of paragraphs (default 5)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_corpus_args(p)
+
+    p = sub.add_parser("ask", help="answer a question with cited sources")
+    p.add_argument("question")
+    p.add_argument("--mode", choices=["auto", "extractive", "llm"], default=None)
+    p.add_argument("-k", type=int, default=None, help="paragraphs given to the answerer")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_corpus_args(p)
+
+    p = sub.add_parser("eval", help="score retrieval and answers on a gold Q&A file")
+    p.add_argument("--gold", type=Path, default=Path("evals/gold.jsonl"))
+    p.add_argument("--mode", default="all", help="answer modes to run: all, extractive, llm, none (comma-separated)")
+    p.add_argument("--out", type=Path, default=Path("evals/results"))
+    p.add_argument("--limit", type=int, default=None, help="only the first N items (a quick run)")
+    _add_corpus_args(p)
+
+    p = sub.add_parser("serve", help="start the chat UI (127.0.0.1 only unless --host says otherwise)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    _add_corpus_args(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return _run(args)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: say so plainly; the traceback is one variable away
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        print(f"internal error: {type(exc).__name__}: {exc} (set RAG_DEBUG=1 for details)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "index":
+        return _cmd_index(args)
+    if args.command == "search":
+        return _cmd_search(args)
+    if args.command == "ask":
+        return _cmd_ask(args)
+    if args.command == "eval":
+        from evals.run import run_cli
+
+        return run_cli(args)
+    if args.command == "serve":
+        from ui.app import serve
+
+        serve(corpus_dir=args.corpus, index_dir=args.index, host=args.host, port=args.port)
+        return 0
+    raise AssertionError(args.command)
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from rag.knowledge import KnowledgeBase
+
+    kb = KnowledgeBase(args.corpus, args.index)
+    report = kb.store.build(kb.corpus_dir, rebuild=args.rebuild, progress=None)
+    print(report.summary())
+    for doc_id, reason in report.skipped.items():
+        print(f"skipped {doc_id}: {reason}", file=sys.stderr)
+    return EXIT_PARTIAL if report.skipped else 0
+
+
+def _check_k(k: int | None) -> None:
+    if k is not None and not 1 <= k <= 100:
+        raise RagError(f"-k must be between 1 and 100 (got {k})")
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from rag.knowledge import load
+
+    _check_k(args.k)
+    kb = load(args.corpus, args.index)
+    hits = kb.search(args.query, args.k)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    for rank, hit in enumerate(hits, start=1):
+        date = f", {hit.date}" if hit.date else ""
+        print(f"{rank}. [{hit.score:.3f}] {hit.title}{date} — paragraph {hit.paragraph} ({hit.doc_id})")
+        print(f"   {hit.text}\n")
+    return 0
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from rag.knowledge import load
+
+    _check_k(args.k)
+    kb = load(args.corpus, args.index)
+    answer = kb.answer(args.question, mode=args.mode, k=args.k)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(answer.text)
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            date = f", {c.date}" if c.date else ""
+            print(f"[{c.n}] {c.title}{date} — paragraph {c.paragraph} ({c.doc_id})")
+            print(f"    “{c.quote}”")
+    print(f"\n({answer.mode} mode)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

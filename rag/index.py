@@ -1,0 +1,543 @@
+"""The persisted index: FAISS vectors + JSON metadata + a manifest, updated incrementally.
+
+Layout of ``index_dir``::
+
+    CURRENT              name of the live version folder (replaced atomically)
+    v-<stamp>/           one complete, immutable build
+        manifest.json    model, settings, per-file content hashes, checksums of the files below
+        articles.jsonl   one parsed article per line (title, date, paragraphs with offsets)
+        chunks.jsonl     one chunk per line; row i of the vectors is chunk i
+        vectors.faiss    faiss.write_index output (never pickle)
+    .lock                serializes builders
+
+A build writes a new version folder, fsyncs it, then replaces ``CURRENT``: a reader always sees
+a complete index, and a build that fails or is killed leaves the previous one in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.chunk import ParagraphChunker
+from rag.embed import SentenceTransformerEmbeddings
+from rag.errors import CorpusError, IndexCorruptError
+from rag.models import Article, Chunk, Paragraph
+from rag.parse import parse_file
+from rag.settings import Settings
+from rag.vectorstore import VectorIndex, choose_index_type
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_CURRENT = "CURRENT"
+_FILES = ("articles.jsonl", "chunks.jsonl", "vectors.faiss")
+_KEEP_OLD_VERSIONS = 1  # the previous build stays for readers that still have it open
+
+
+# --- the corpus -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    doc_id: str
+    path: Path
+    sha256: str
+    size: int
+
+
+def scan_corpus(corpus_dir: Path, settings: Settings) -> list[CorpusFile]:
+    """The article files of a corpus folder, sorted; ``CorpusError`` if there are none."""
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.exists():
+        raise CorpusError(f"corpus folder not found: {corpus_dir}")
+    if not corpus_dir.is_dir():
+        raise CorpusError(f"corpus path is not a folder: {corpus_dir}")
+    root = corpus_dir.resolve()
+    paths: set[Path] = set()
+    for pattern in settings.file_patterns:
+        for path in corpus_dir.rglob(pattern):
+            # Stay inside the corpus folder: a symlink pointing elsewhere is not an article.
+            if path.is_file() and path.resolve().is_relative_to(root) and not _hidden(path, corpus_dir):
+                paths.add(path)
+    if not paths:
+        patterns = ", ".join(settings.file_patterns)
+        raise CorpusError(f"no articles ({patterns}) in corpus folder {corpus_dir}")
+    files = []
+    for path in sorted(paths):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CorpusError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+        doc_id = path.relative_to(corpus_dir).as_posix()
+        files.append(CorpusFile(doc_id, path, hashlib.sha256(data).hexdigest(), len(data)))
+    return files
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+# --- the loaded index --------------------------------------------------------------------
+
+
+@dataclass
+class LoadedIndex:
+    """An index version in memory: what retrieval reads."""
+
+    version_dir: Path
+    manifest: dict[str, Any]
+    articles: dict[str, Article]
+    chunks: list[Chunk]
+    vectors: VectorIndex
+    paragraph_keys: list[tuple[str, int]] = field(init=False)
+    chunk_paragraph: np.ndarray = field(init=False)  # chunk row -> paragraph row
+
+    def __post_init__(self) -> None:
+        self.paragraph_keys = [
+            (doc_id, p.number) for doc_id, art in self.articles.items() for p in art.paragraphs
+        ]
+        row_of = {key: i for i, key in enumerate(self.paragraph_keys)}
+        self.chunk_paragraph = np.array(
+            [row_of[(c.doc_id, c.paragraph)] for c in self.chunks], dtype=np.int64
+        )
+
+    def paragraph(self, row: int) -> tuple[Article, Paragraph]:
+        doc_id, number = self.paragraph_keys[row]
+        article = self.articles[doc_id]
+        return article, article.paragraph(number)
+
+
+# --- build report ------------------------------------------------------------------------
+
+
+@dataclass
+class BuildReport:
+    version_dir: Path | None
+    files: int = 0
+    paragraphs: int = 0
+    chunks: int = 0
+    embedded_chunks: int = 0  # newly embedded (the rest were reused)
+    reused_files: list[str] = field(default_factory=list)
+    changed_files: list[str] = field(default_factory=list)
+    removed_files: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # doc_id -> reason
+    seconds: float = 0.0
+    up_to_date: bool = False
+
+    def summary(self) -> str:
+        if self.up_to_date:
+            return f"index is up to date ({self.files} files, {self.paragraphs} paragraphs, {self.chunks} chunks)"
+        parts = [
+            f"indexed {self.files} files: {self.paragraphs} paragraphs, {self.chunks} chunks",
+            f"embedded {self.embedded_chunks} new chunks, reused {len(self.reused_files)} unchanged files",
+        ]
+        if self.removed_files:
+            parts.append(f"removed {len(self.removed_files)} files")
+        parts.append(f"{self.seconds:.1f}s")
+        return "; ".join(parts)
+
+
+# --- the store ---------------------------------------------------------------------------
+
+
+class IndexStore:
+    """Reads and writes versions of the index in one folder.
+
+    >>> from rag.settings import Settings
+    >>> store = IndexStore("index", Settings())
+    >>> report = store.build("seeds")                # incremental: unchanged files are reused
+    >>> index = store.load()
+    """
+
+    def __init__(self, index_dir: str | Path, settings: Settings, embedder: SentenceTransformerEmbeddings | None = None) -> None:
+        self.index_dir = Path(index_dir)
+        self.settings = settings
+        self._embedder = embedder
+        self.chunker = ParagraphChunker(settings)
+
+    @property
+    def embedder(self) -> SentenceTransformerEmbeddings:
+        if self._embedder is None:
+            self._embedder = SentenceTransformerEmbeddings(settings=self.settings)
+        return self._embedder
+
+    # --- reading ---------------------------------------------------------------------
+
+    def current_version(self) -> Path | None:
+        pointer = self.index_dir / _CURRENT
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise IndexCorruptError(f"{pointer} is unreadable ({exc}); run `rag index --rebuild`") from exc
+        if not name.startswith("v-") or "/" in name or not (self.index_dir / name).is_dir():
+            raise IndexCorruptError(
+                f"{pointer} names a missing index version {name!r}; run `rag index --rebuild`"
+            )
+        return self.index_dir / name
+
+    def read_manifest(self, version_dir: Path | None = None) -> dict[str, Any] | None:
+        version_dir = version_dir or self.current_version()
+        if version_dir is None:
+            return None
+        path = version_dir / "manifest.json"
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise IndexCorruptError(f"{path} is missing; run `rag index --rebuild`") from exc
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(f"{path} is damaged ({exc}); run `rag index --rebuild`") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+            raise IndexCorruptError(
+                f"{path} is not an index manifest of format {FORMAT_VERSION}; run `rag index --rebuild`"
+            )
+        return manifest
+
+    def load(self, verify_checksums: bool = True) -> LoadedIndex:
+        """Load the live version, checking it is complete and undamaged."""
+        version_dir = self.current_version()
+        if version_dir is None:
+            raise IndexCorruptError(f"no index in {self.index_dir}; run `rag index`")
+        manifest = self.read_manifest(version_dir)
+        assert manifest is not None
+        try:
+            if verify_checksums:
+                for name, expected in manifest["checksums"].items():
+                    if _sha256_file(version_dir / name) != expected:
+                        raise IndexCorruptError(
+                            f"{version_dir / name} does not match its checksum (damaged or truncated); "
+                            "run `rag index --rebuild`"
+                        )
+            articles = {a.doc_id: a for a in map(_article_from_json, _read_jsonl(version_dir / "articles.jsonl"))}
+            chunks = [_chunk_from_json(d, articles) for d in _read_jsonl(version_dir / "chunks.jsonl")]
+            vectors = VectorIndex.read(version_dir / "vectors.faiss", manifest["faiss"]["type"])
+        except IndexCorruptError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise IndexCorruptError(
+                f"index in {version_dir} is damaged ({type(exc).__name__}: {exc}); run `rag index --rebuild`"
+            ) from exc
+        if vectors.ntotal != len(chunks) or vectors.dimension != manifest["embedding"]["dimension"]:
+            raise IndexCorruptError(
+                f"index in {version_dir} is inconsistent ({vectors.ntotal} vectors for {len(chunks)} chunks); "
+                "run `rag index --rebuild`"
+            )
+        return LoadedIndex(version_dir, manifest, articles, chunks, vectors)
+
+    # --- staleness -------------------------------------------------------------------
+
+    def settings_fingerprint(self) -> dict[str, Any]:
+        return {"chunking": self.chunker.settings_fingerprint(), "model": self.settings.embedding_model}
+
+    def is_stale(self, corpus_dir: str | Path) -> bool:
+        """True when the corpus or the settings differ from what the live index was built from."""
+        try:
+            manifest = self.read_manifest()
+        except IndexCorruptError:
+            return True
+        if manifest is None:
+            return True
+        if manifest.get("chunking") != self.chunker.settings_fingerprint():
+            return True
+        if manifest["embedding"].get("model") != self.settings.embedding_model:
+            return True
+        files = scan_corpus(Path(corpus_dir), self.settings)
+        current = {f.doc_id: f.sha256 for f in files}
+        recorded = {doc_id: meta["sha256"] for doc_id, meta in manifest["files"].items()}
+        recorded.update({doc_id: meta["sha256"] for doc_id, meta in manifest.get("skipped", {}).items()})
+        return current != recorded
+
+    # --- writing ---------------------------------------------------------------------
+
+    def build(
+        self,
+        corpus_dir: str | Path,
+        *,
+        rebuild: bool = False,
+        progress: bool | None = None,
+        on_stage: Callable[[str], None] | None = None,
+    ) -> BuildReport:
+        """Bring the index up to date with the corpus; re-embed only files that changed."""
+        started = time.perf_counter()
+        corpus_dir = Path(corpus_dir)
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            files = scan_corpus(corpus_dir, self.settings)
+            previous = None if rebuild else self._try_load_previous()
+            embedding_meta = self.embedder.describe()
+            reusable = previous is not None and self._can_reuse(previous, embedding_meta)
+            report = BuildReport(version_dir=None)
+
+            if previous is not None and reusable and not rebuild and not self.is_stale(corpus_dir):
+                report.up_to_date = True
+                report.version_dir = previous.version_dir
+                report.files = len(previous.articles)
+                report.paragraphs = len(previous.paragraph_keys)
+                report.chunks = len(previous.chunks)
+                return report
+
+            old_vectors: dict[str, np.ndarray] = {}
+            old_hashes: dict[str, str] = {}
+            old_chunks: dict[str, list[Chunk]] = {}
+            if previous is not None and reusable:
+                all_vectors = previous.vectors.vectors()
+                rows_by_doc: dict[str, list[int]] = {}
+                for row, chunk in enumerate(previous.chunks):
+                    rows_by_doc.setdefault(chunk.doc_id, []).append(row)
+                for doc_id, rows in rows_by_doc.items():
+                    old_vectors[doc_id] = all_vectors[rows]
+                    old_chunks[doc_id] = [previous.chunks[r] for r in rows]
+                old_hashes = {d: m["sha256"] for d, m in previous.manifest["files"].items()}
+                report.removed_files = sorted(set(old_hashes) - {f.doc_id for f in files})
+
+            if on_stage:
+                on_stage("parsing")
+            articles: list[Article] = []
+            seen_hashes: dict[str, str] = {}
+            skipped: dict[str, dict[str, str]] = {}
+            for f in files:
+                if f.sha256 in seen_hashes:
+                    reason = f"duplicate of {seen_hashes[f.sha256]}"
+                    skipped[f.doc_id] = {"sha256": f.sha256, "reason": reason}
+                    continue
+                try:
+                    article = parse_file(f.path, f.doc_id, max_bytes=self.settings.max_file_bytes)
+                except CorpusError as exc:
+                    skipped[f.doc_id] = {"sha256": f.sha256, "reason": str(exc)}
+                    continue
+                seen_hashes[f.sha256] = f.doc_id
+                articles.append(article)
+            report.skipped = {d: s["reason"] for d, s in skipped.items()}
+            for doc_id, reason in report.skipped.items():
+                log.warning("skipped %s: %s", doc_id, reason)
+            if not articles:
+                raise CorpusError(
+                    f"no usable articles in {corpus_dir}: "
+                    + "; ".join(f"{d}: {r}" for d, r in report.skipped.items())
+                )
+
+            # Reuse vectors of unchanged files; embed the rest in one batch (fast path).
+            chunks_per_doc: dict[str, list[Chunk]] = {}
+            vectors_per_doc: dict[str, np.ndarray] = {}
+            to_embed: list[Chunk] = []
+            for article in articles:
+                chunks = self.chunker.chunk(article)
+                chunks_per_doc[article.doc_id] = chunks
+                same_file = old_hashes.get(article.doc_id) == article.sha256
+                same_chunks = same_file and [c.embed_text for c in old_chunks.get(article.doc_id, [])] == [
+                    c.embed_text for c in chunks
+                ]
+                if same_chunks:
+                    vectors_per_doc[article.doc_id] = old_vectors[article.doc_id]
+                    report.reused_files.append(article.doc_id)
+                else:
+                    to_embed.extend(chunks)
+                    report.changed_files.append(article.doc_id)
+            if on_stage:
+                on_stage(f"embedding {len(to_embed)} chunks")
+            new_vectors = self.embedder.encode([c.embed_text for c in to_embed], progress=progress)
+            offset = 0
+            for doc_id in report.changed_files:
+                n = len(chunks_per_doc[doc_id])
+                vectors_per_doc[doc_id] = new_vectors[offset : offset + n]
+                offset += n
+
+            all_chunks = [c for a in articles for c in chunks_per_doc[a.doc_id]]
+            dim = embedding_meta["dimension"]
+            matrix = (
+                np.concatenate([vectors_per_doc[a.doc_id] for a in articles])
+                if all_chunks
+                else np.zeros((0, dim), np.float32)
+            )
+            if on_stage:
+                on_stage("writing index")
+            version_dir = self._write_version(articles, all_chunks, matrix, embedding_meta, skipped)
+            report.version_dir = version_dir
+            report.files = len(articles)
+            report.paragraphs = sum(len(a.paragraphs) for a in articles)
+            report.chunks = len(all_chunks)
+            report.embedded_chunks = len(to_embed)
+            report.seconds = time.perf_counter() - started
+            return report
+
+    def _try_load_previous(self) -> LoadedIndex | None:
+        try:
+            if self.current_version() is None:
+                return None
+            return self.load()
+        except IndexCorruptError as exc:
+            log.warning("ignoring the previous index: %s", exc)
+            return None
+
+    def _can_reuse(self, previous: LoadedIndex, embedding_meta: dict[str, Any]) -> bool:
+        recorded = previous.manifest["embedding"]
+        return (
+            recorded.get("fingerprint") == embedding_meta["fingerprint"]
+            and recorded.get("dimension") == embedding_meta["dimension"]
+        )
+
+    def _write_version(
+        self,
+        articles: list[Article],
+        chunks: list[Chunk],
+        matrix: np.ndarray,
+        embedding_meta: dict[str, Any],
+        skipped: dict[str, dict[str, str]],
+    ) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        staging = Path(tempfile.mkdtemp(prefix=f".v-{stamp}-", dir=self.index_dir))
+        try:
+            _write_jsonl(staging / "articles.jsonl", (_article_to_json(a) for a in articles))
+            _write_jsonl(staging / "chunks.jsonl", (_chunk_to_json(c) for c in chunks))
+            vectors = VectorIndex.build(matrix, choose_index_type(len(matrix)))
+            vectors.write(staging / "vectors.faiss")
+            manifest = {
+                "format": FORMAT_VERSION,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "embedding": {
+                    "model": self.settings.embedding_model,
+                    "fingerprint": embedding_meta["fingerprint"],
+                    "dimension": embedding_meta["dimension"],
+                },
+                "chunking": self.chunker.settings_fingerprint(),
+                "faiss": {"type": vectors.kind, "ntotal": vectors.ntotal},
+                "files": {
+                    a.doc_id: {
+                        "sha256": a.sha256,
+                        "title": a.title,
+                        "date": a.date,
+                        "paragraphs": len(a.paragraphs),
+                        "chunks": sum(1 for c in chunks if c.doc_id == a.doc_id),
+                    }
+                    for a in articles
+                },
+                "skipped": skipped,
+                "checksums": {name: _sha256_file(staging / name) for name in _FILES},
+            }
+            _write_text(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
+            _fsync_dir(staging)
+            final = self.index_dir / staging.name[1:]  # drop the leading dot: now a candidate version
+            os.rename(staging, final)
+            # The atomic step: readers see either the old version or the complete new one.
+            _write_text(self.index_dir / _CURRENT, final.name + "\n")
+            _fsync_dir(self.index_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self._remove_old_versions(keep=final)
+        return final
+
+    def _remove_old_versions(self, keep: Path) -> None:
+        versions = sorted(
+            (p for p in self.index_dir.iterdir() if p.is_dir() and p.name.startswith(("v-", ".v-")) and p != keep),
+            key=lambda p: p.stat().st_mtime,
+        )
+        finished = [p for p in versions if p.name.startswith("v-")]
+        stale = finished[: max(0, len(finished) - _KEEP_OLD_VERSIONS)]
+        # Staging folders left by killed builds (older than a minute, so not a live build).
+        stale += [p for p in versions if p.name.startswith(".v-") and time.time() - p.stat().st_mtime > 60]
+        for path in stale:
+            shutil.rmtree(path, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        with open(self.index_dir / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- serialization helpers -----------------------------------------------------------
+
+
+def _article_to_json(article: Article) -> dict[str, Any]:
+    return {
+        "doc_id": article.doc_id,
+        "title": article.title,
+        "date": article.date,
+        "sha256": article.sha256,
+        "paragraphs": [[p.number, p.start, p.end, p.text] for p in article.paragraphs],
+    }
+
+
+def _article_from_json(data: dict[str, Any]) -> Article:
+    doc_id = data["doc_id"]
+    paragraphs = tuple(
+        Paragraph(doc_id=doc_id, number=int(n), start=int(s), end=int(e), text=str(t))
+        for n, s, e, t in data["paragraphs"]
+    )
+    return Article(doc_id=doc_id, title=data["title"], date=data["date"], paragraphs=paragraphs, sha256=data["sha256"])
+
+
+def _chunk_to_json(chunk: Chunk) -> dict[str, Any]:
+    return {"id": chunk.chunk_id, "doc": chunk.doc_id, "p": chunk.paragraph, "kind": chunk.kind,
+            "text": chunk.text, "embed": chunk.embed_text}
+
+
+def _chunk_from_json(data: dict[str, Any], articles: dict[str, Article]) -> Chunk:
+    if data["doc"] not in articles:
+        raise ValueError(f"chunk {data['id']} refers to unknown article {data['doc']}")
+    return Chunk(chunk_id=data["id"], doc_id=data["doc"], paragraph=int(data["p"]), kind=data["kind"],
+                 text=data["text"], embed_text=data["embed"])
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so the file is either old or new, never partial."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

