@@ -8,20 +8,33 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
 from rag.errors import CorpusError, IndexCorruptError, ModelNotInstalledError, QueryError, RagError
 from rag.knowledge import KnowledgeBase, load
 from rag.models import Answer, Article, Chunk, Citation, Hit, Paragraph
 from rag.settings import Settings, get_settings
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = [
-    "Answer", "Article", "Chunk", "Citation", "CorpusError", "Hit", "IndexCorruptError",
-    "KnowledgeBase", "ModelNotInstalledError", "Paragraph", "QueryError", "RagError", "Settings",
-    "default_kb", "get_settings", "load", "search",
+    "Answer",
+    "Article",
+    "Chunk",
+    "Citation",
+    "CorpusError",
+    "Hit",
+    "IndexCorruptError",
+    "KnowledgeBase",
+    "ModelNotInstalledError",
+    "Paragraph",
+    "QueryError",
+    "RagError",
+    "Settings",
+    "answer",
+    "answer_stream",
+    "default_kb",
+    "get_settings",
+    "load",
+    "search",
 ]
 
 _default_kb: KnowledgeBase | None = None
@@ -40,3 +53,15 @@ def default_kb() -> KnowledgeBase:
 def search(query: str, k: int = 5) -> list[Hit]:
     """Search the default corpus: the k best paragraphs for ``query``."""
     return default_kb().search(query, k)
+
+
+def answer(question: str, history: list[dict[str, str]] | None = None, mode: str = "auto", k: int | None = None) -> Answer:
+    """A grounded answer from the default corpus; every claim ends with [n] citation markers."""
+    return default_kb().answer(question, history=history, mode=mode, k=k)
+
+
+def answer_stream(
+    question: str, history: list[dict[str, str]] | None = None, mode: str = "auto", k: int | None = None
+) -> Iterator[str | Answer]:
+    """Incremental answer text (str events), then the final ``Answer``."""
+    return default_kb().answer_stream(question, history=history, mode=mode, k=k)

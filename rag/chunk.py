@@ -36,14 +36,16 @@ class ParagraphChunker:
         self.max_chars = settings.max_chunk_chars
         self.title_header = settings.chunk_title_header
         self.sentence_chunks = settings.sentence_chunks
+        self.sentence_title_header = settings.sentence_title_header
 
     def settings_fingerprint(self) -> dict[str, object]:
         """What the manifest records: a change here means every chunk must be rebuilt."""
         return {
-            "chunker": "paragraph-v1",
+            "chunker": "paragraph-v2",
             "max_chunk_chars": self.max_chars,
             "title_header": self.title_header,
             "sentence_chunks": self.sentence_chunks,
+            "sentence_title_header": self.sentence_title_header,
         }
 
     def chunk_all(self, articles: Iterable[Article]) -> list[Chunk]:
@@ -58,7 +60,10 @@ class ParagraphChunker:
 
     def _paragraph_chunks(self, article: Article, para: Paragraph, header: str) -> list[Chunk]:
         def make(kind: str, i: int, text: str) -> Chunk:
-            embed_text = f"{header}\n{text}" if header else text
+            # Sentences are embedded bare: with the title in front, every sentence of an article
+            # looks alike to the embedder and the one that answers no longer stands out.
+            with_header = header and (kind != "sentence" or self.sentence_title_header)
+            embed_text = f"{header}\n{text}" if with_header else text
             return Chunk(
                 chunk_id=f"{article.doc_id}#p{para.number}.{kind[0]}{i}",
                 doc_id=article.doc_id,
@@ -81,9 +86,12 @@ class ParagraphChunker:
         return out
 
     def _windows(self, text: str, spans: list[tuple[int, int]]) -> list[str]:
-        """Sentence-aligned windows of at most ``max_chars``, overlapping by one sentence."""
-        if not spans:
-            return [text[i : i + self.max_chars] for i in range(0, len(text), self.max_chars)]
+        """Sentence-aligned windows of at most ``max_chars``, overlapping by one sentence.
+
+        A sentence longer than ``max_chars`` is first cut at word boundaries, so the windows
+        together always cover the whole paragraph.
+        """
+        spans = [piece for start, end in (spans or [(0, len(text))]) for piece in self._split_long(text, start, end)]
         windows: list[str] = []
         i = 0
         while i < len(spans):
@@ -96,3 +104,21 @@ class ParagraphChunker:
                 break
             i = j if j > i else j + 1  # overlap one sentence, but always advance
         return windows
+
+    def _split_long(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """``text[start:end]`` as pieces of at most ``max_chars``, cut at a space when there is one."""
+        pieces: list[tuple[int, int]] = []
+        while end - start > self.max_chars:
+            cut = text.rfind(" ", start + 1, start + self.max_chars + 1)
+            if cut <= start:
+                cut = start + self.max_chars
+            stop = cut
+            while stop > start and text[stop - 1].isspace():
+                stop -= 1
+            pieces.append((start, stop))
+            start = cut
+            while start < end and text[start].isspace():
+                start += 1
+        if end > start:
+            pieces.append((start, end))
+        return pieces

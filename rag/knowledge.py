@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables import Runnable
 
 from rag.embed import SentenceTransformerEmbeddings
 from rag.index import BuildReport, IndexStore
-from rag.models import Hit
+from rag.models import Answer, Hit
 from rag.retrieve import HybridSearcher
 from rag.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from rag.answer import AnswerPipeline
+
+History = Sequence[dict[str, Any]] | None
 log = logging.getLogger(__name__)
 
 
@@ -39,6 +47,7 @@ class KnowledgeBase:
         self._searcher: HybridSearcher | None = None
         self._refresh_lock = threading.Lock()
         self.last_build: BuildReport | None = None
+        self._pipeline: AnswerPipeline | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -70,6 +79,33 @@ class KnowledgeBase:
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         """The k paragraphs that best answer ``query``, best first."""
         return self.searcher.search(query, k)
+
+    # --- answers -----------------------------------------------------------------------
+
+    @property
+    def pipeline(self) -> AnswerPipeline:
+        if self._pipeline is None:
+            from rag.answer import AnswerPipeline
+
+            self._pipeline = AnswerPipeline(self)
+        return self._pipeline
+
+    def answer(self, question: str, history: History = None, mode: str | None = None, k: int | None = None) -> Answer:
+        """A cited answer (or an abstention) to ``question``; see ``rag.answer``."""
+        return self.pipeline.answer(question, history, mode, k)
+
+    def answer_stream(
+        self, question: str, history: History = None, mode: str | None = None, k: int | None = None
+    ) -> Iterator[str | Answer]:
+        """Incremental answer text, then the final ``Answer``."""
+        return self.pipeline.stream(question, history, mode, k)
+
+    def llm_available(self) -> bool:
+        return self.pipeline.llm_available()
+
+    def chain(self, mode: str | None = None) -> Runnable:
+        """The answering chain as a LangChain Runnable: ``{"question": ...}`` → ``Answer``."""
+        return self.pipeline.as_runnable(mode)
 
     def as_retriever(self, k: int | None = None):
         from rag.retriever import ParagraphRetriever

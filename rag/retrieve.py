@@ -29,8 +29,13 @@ from rag.index import LoadedIndex
 from rag.lexical import BM25Index
 from rag.models import Hit
 from rag.settings import Settings
+from rag.text import tokenize
 
-FEATURES = ("dense", "dense_sentence", "bm25", "bm25_local", "article", "answer_type")
+#: Opening paragraphs that, with the title, introduce an article's event (the news "lead").
+INTRO_PARAGRAPHS = 2
+#: Weight of a question term inside an article whose opening already contains it.
+INTRO_DISCOUNT = 0.2
+FEATURES = ("dense", "dense_sentence", "bm25", "bm25_local", "bm25_focus", "article", "answer_type")
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class RetrievalWeights:
     dense_sentence: float
     bm25: float
     bm25_local: float
+    bm25_focus: float
     article: float
     answer_type: float
 
@@ -119,6 +125,14 @@ class HybridSearcher:
         )
         self.paragraph_doc = np.array([self.doc_row[d] for d, _ in index.paragraph_keys], dtype=np.int64)
         self.doc_paragraph_rows = [np.flatnonzero(self.paragraph_doc == i) for i in range(len(doc_ids))]
+        # Terms of each article's title and opening paragraphs: news leads introduce the event,
+        # so a question's words that name the event are found there, and they say which
+        # article, not which paragraph. ``bm25_focus`` discounts them inside their article.
+        self.intro_terms: list[set[int]] = []
+        for article in index.articles.values():
+            intro = article.title + "\n" + "\n".join(p.text for p in article.paragraphs[:INTRO_PARAGRAPHS])
+            vocab = self.paragraph_bm25.vocab
+            self.intro_terms.append({vocab[t] for t in set(tokenize(intro)) if t in vocab})
         kinds = np.array([c.kind for c in index.chunks])
         self.is_sentence_chunk = kinds == "sentence"
         self._lock = threading.Lock()
@@ -208,13 +222,19 @@ class HybridSearcher:
         cand = np.array(sorted(rows), dtype=np.int64)
 
         local = np.zeros(len(cand), dtype=np.float32)
+        focus = np.zeros(len(cand), dtype=np.float32)
         cand_doc = self.paragraph_doc[cand]
         for doc in np.unique(cand_doc):
+            mask = cand_doc == doc
+            if len(terms):
+                weights = self.paragraph_bm25.idf[terms] * np.array(
+                    [INTRO_DISCOUNT if t in self.intro_terms[doc] else 1.0 for t in terms.tolist()], dtype=np.float32
+                )
+                focus[mask] = np.asarray(self.paragraph_bm25.saturated[cand[mask]][:, terms] @ weights).ravel()
             doc_rows = self.doc_paragraph_rows[doc]
             local_all = self.paragraph_bm25.local_scores(doc_rows, terms)
             # Scaled within the article: it ranks paragraphs of one article against each other.
             local_by_row = dict(zip(doc_rows.tolist(), _scale(local_all).tolist(), strict=True))
-            mask = cand_doc == doc
             local[mask] = [local_by_row[r] for r in cand[mask].tolist()]
 
         kinds = answer_types(query)
@@ -228,6 +248,7 @@ class HybridSearcher:
                 _scale(np.where(np.isfinite(dense_sent[cand]), dense_sent[cand], lowest)),
                 _scale(bm25[cand]),
                 local,
+                _scale(focus),
                 _scale(doc_score[cand_doc]),
                 answer_type,
             ],

