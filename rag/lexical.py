@@ -1,8 +1,7 @@
 """BM25 over paragraphs as a sparse matrix (scikit-learn counts, scipy algebra).
 
-Vectorized so that scoring 100,000 paragraphs is one sparse mat-vec, and so that the same
-counts can be re-weighted with statistics computed inside one article ("local" IDF): a term that
-names the whole article's event ("HomeNet") says nothing about which of its paragraphs answers.
+Vectorized so that scoring 100,000 paragraphs is one sparse mat-vec, and so that the retriever
+can re-weight the same saturated term frequencies per article (see ``bm25_focus``).
 """
 
 from __future__ import annotations
@@ -27,11 +26,16 @@ class BM25Index:
     """Okapi BM25 over a fixed list of texts.
 
     >>> bm25 = BM25Index(["cooperatives in Korea", "home-based workers in Cambodia"])
-    >>> bm25.scores("Cambodian home workers").argmax()
+    >>> int(bm25.scores("Cambodian home workers").argmax())
     1
     """
 
-    def __init__(self, texts: Sequence[str], k1: float = BM25_K1, b: float = BM25_B) -> None:
+    def __init__(
+        self,
+        texts: Sequence[str],
+        k1: float = BM25_K1,
+        b: float = BM25_B,
+    ) -> None:
         self.k1, self.b = k1, b
         self.vectorizer = CountVectorizer(analyzer=_identity, lowercase=False)
         token_lists = [tokenize(t) for t in texts]
@@ -49,7 +53,6 @@ class BM25Index:
         tf = self.counts.tocoo()
         values = tf.data * (self.k1 + 1) / (tf.data + norm[tf.row])
         self.saturated = sparse.csr_matrix((values, (tf.row, tf.col)), shape=self.counts.shape)
-        self._csc: sparse.csc_matrix | None = None
 
     def query_terms(self, query: str) -> np.ndarray:
         return np.array(sorted({self.vocab[t] for t in tokenize(query) if t in self.vocab}), dtype=np.int64)
@@ -61,15 +64,3 @@ class BM25Index:
             return np.zeros(self.n_docs, dtype=np.float32)
         sub = self.saturated[:, terms]
         return np.asarray(sub @ self.idf[terms]).ravel()
-
-    def local_scores(self, rows: np.ndarray, terms: np.ndarray) -> np.ndarray:
-        """BM25 of the given rows with IDF computed among those rows only (one article)."""
-        if len(terms) == 0 or len(rows) == 0:
-            return np.zeros(len(rows), dtype=np.float32)
-        block = self.saturated[rows][:, terms]
-        df = np.asarray((block > 0).sum(axis=0)).ravel()
-        n = len(rows)
-        local_idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
-        # Blend with global IDF: a rare-in-corpus term stays informative even if the article repeats it.
-        weights = local_idf * self.idf[terms]
-        return np.asarray(block @ weights).ravel()

@@ -35,7 +35,7 @@ from rag.text import tokenize
 INTRO_PARAGRAPHS = 2
 #: Weight of a question term inside an article whose opening already contains it.
 INTRO_DISCOUNT = 0.2
-FEATURES = ("dense", "dense_sentence", "bm25", "bm25_local", "bm25_focus", "article", "answer_type")
+FEATURES = ("dense", "dense_sentence", "bm25", "bm25_focus", "article", "answer_type")
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,6 @@ class RetrievalWeights:
     dense: float
     dense_sentence: float
     bm25: float
-    bm25_local: float
     bm25_focus: float
     article: float
     answer_type: float
@@ -221,7 +220,6 @@ class HybridSearcher:
                 rows.update(self.doc_paragraph_rows[doc][: pool * 2].tolist())
         cand = np.array(sorted(rows), dtype=np.int64)
 
-        local = np.zeros(len(cand), dtype=np.float32)
         focus = np.zeros(len(cand), dtype=np.float32)
         cand_doc = self.paragraph_doc[cand]
         for doc in np.unique(cand_doc):
@@ -231,11 +229,6 @@ class HybridSearcher:
                     [INTRO_DISCOUNT if t in self.intro_terms[doc] else 1.0 for t in terms.tolist()], dtype=np.float32
                 )
                 focus[mask] = np.asarray(self.paragraph_bm25.saturated[cand[mask]][:, terms] @ weights).ravel()
-            doc_rows = self.doc_paragraph_rows[doc]
-            local_all = self.paragraph_bm25.local_scores(doc_rows, terms)
-            # Scaled within the article: it ranks paragraphs of one article against each other.
-            local_by_row = dict(zip(doc_rows.tolist(), _scale(local_all).tolist(), strict=True))
-            local[mask] = [local_by_row[r] for r in cand[mask].tolist()]
 
         kinds = answer_types(query)
         answer_type = np.array(
@@ -247,7 +240,6 @@ class HybridSearcher:
                 _scale(np.where(np.isfinite(dense_para[cand]), dense_para[cand], lowest)),
                 _scale(np.where(np.isfinite(dense_sent[cand]), dense_sent[cand], lowest)),
                 _scale(bm25[cand]),
-                local,
                 _scale(focus),
                 _scale(doc_score[cand_doc]),
                 answer_type,

@@ -66,13 +66,12 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(2000, ge=10)
     #: Fusion weights of the hybrid searcher's signals (each scaled to [0, 1] per query).
     #: Chosen on the gold set with ``python -m evals.tune``; see the README's comparison table.
-    weight_dense: float = Field(1.0, ge=0)
-    weight_dense_sentence: float = Field(1.0, ge=0)
+    weight_dense: float = Field(1.5, ge=0)
+    weight_dense_sentence: float = Field(0.0, ge=0)
     weight_bm25: float = Field(1.0, ge=0)
-    weight_bm25_local: float = Field(0.5, ge=0)
-    weight_bm25_focus: float = Field(1.0, ge=0)
-    weight_article: float = Field(1.0, ge=0)
-    weight_answer_type: float = Field(0.3, ge=0)
+    weight_bm25_focus: float = Field(0.5, ge=0)
+    weight_article: float = Field(1.5, ge=0)
+    weight_answer_type: float = Field(0.6, ge=0)
 
     # --- answering ---------------------------------------------------------------------------
     answer_mode: AnswerMode = "auto"
