@@ -71,6 +71,14 @@ class SupportChecker:
         self.embedder = embedder
         self.threshold = threshold
 
+    @staticmethod
+    def _names_and_numbers_supported(claim: str, hit: Hit, paragraph_numbers: set[str]) -> bool:
+        context = hit.text + " " + hit.title + " " + (hit.date or "")
+        if not numbers_in(claim) <= paragraph_numbers | numbers_in(hit.title) | numbers_in(hit.date or ""):
+            return False
+        known = normalize(context)
+        return all(name in known for name in proper_names(claim))
+
     def attribute(self, claims: list[str], hits: list[Hit]) -> list[Support | None]:
         """The best support for each claim among the hits' sentences (None when unsupported)."""
         refs = split_sentences(hits)
@@ -97,13 +105,26 @@ class SupportChecker:
                         score, end = pair_score, refs[r + 1].end
                 if best is None or score > best.score:
                     best = Support(ref.hit, start, end, score)
-            # A claim whose numbers the paragraph never states is not supported, whatever else.
-            if best is not None and not numbers_in(claim) <= paragraph_numbers[best.hit] | numbers_in(
-                hits[best.hit].title
-            ):
+            # A claim naming numbers or names the paragraph (and its article's title) never
+            # states is not supported, however similar it sounds: the typical small-model slip is
+            # moving a fact from one event to another.
+            if best is not None and not self._names_and_numbers_supported(claim, hits[best.hit], paragraph_numbers[best.hit]):
                 best = Support(best.hit, best.quote_start, best.quote_end, min(best.score, self.threshold - 0.01))
             out.append(best if best is not None and best.score >= self.threshold else None)
         return out
+
+
+def proper_names(text: str) -> set[str]:
+    """Capitalised words and acronyms that are not at the start of a sentence ("HomeNet", "KoSEA")."""
+    names = set()
+    for match in re.finditer(r"(?<![.!?]\s)(?<!^)\b([A-Z][\w’'-]*[A-Za-z])", text):
+        word = match.group(1)
+        if word.lower() not in _COMMON_CAPITALISED:
+            names.add(normalize(word))
+    return names
+
+
+_COMMON_CAPITALISED = {"the", "a", "an", "in", "on", "at", "and", "it", "they", "she", "he", "this", "i", "ms", "mr", "dr"}
 
 
 def split_claims(text: str) -> list[tuple[str, list[int]]]:

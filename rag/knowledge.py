@@ -12,7 +12,7 @@ from langchain_core.runnables import Runnable
 
 from rag.embed import SentenceTransformerEmbeddings
 from rag.index import BuildReport, IndexStore
-from rag.models import Answer, Hit
+from rag.models import Answer, Article, Hit
 from rag.retrieve import HybridSearcher
 from rag.settings import Settings, get_settings
 
@@ -75,6 +75,10 @@ class KnowledgeBase:
         return self._searcher
 
     # --- search ------------------------------------------------------------------------
+
+    def article(self, doc_id: str) -> Article | None:
+        """A parsed article of the live index (title, date, numbered paragraphs), or None."""
+        return self.searcher.index.articles.get(doc_id)
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         """The k paragraphs that best answer ``query``, best first."""

