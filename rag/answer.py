@@ -75,6 +75,7 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
     sentences: list[SentenceRef] = field(default_factory=list)
     sentence_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    sentence_cosine: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     confidence: float = 0.0
 
 
@@ -159,7 +160,13 @@ class AnswerPipeline:
         scores = self._sentence_scores(standalone, hits, sentences, cosine)
         timings["score_sentences"] = time.perf_counter() - t2
         confidence = self._confidence(standalone, hits, sentences, cosine)
-        return Prepared(question, standalone, hits, resolved, timings, sentences, scores, confidence)
+        return Prepared(question, standalone, hits, resolved, timings, sentences, scores, cosine, confidence)
+
+    def rescore(self, prepared: Prepared) -> None:
+        """Recompute sentence scores with the current settings (for tuning; no re-embedding)."""
+        prepared.sentence_scores = self._sentence_scores(
+            prepared.standalone, prepared.hits, prepared.sentences, prepared.sentence_cosine
+        )
 
     def _sentence_scores(
         self, question: str, hits: list[Hit], sentences: list[SentenceRef], cosine: np.ndarray
@@ -167,11 +174,14 @@ class AnswerPipeline:
         """How well each sentence answers: similarity, the question's terms, the answer type, rank."""
         if not sentences:
             return np.zeros(0, dtype=np.float32)
-        q_terms = set(tokenize(question))
         kinds = answer_types(question)
         ranks = np.array([s.hit for s in sentences], dtype=np.float32)
+        # The question's terms weighted as the retriever weighs them inside each article: words
+        # that name the event (in the article's opening) say little about which sentence answers.
+        weights = {h.doc_id: self.kb.searcher.focus_term_weights(question, h.doc_id) for h in hits}
         overlap = np.array(
-            [len(q_terms & set(tokenize(s.text))) / max(len(q_terms), 1) for s in sentences], dtype=np.float32
+            [_weighted_overlap(weights[hits[s.hit].doc_id], set(tokenize(s.text))) for s in sentences],
+            dtype=np.float32,
         )
         answer_type = np.array([holds_answer_type(s.text, kinds) for s in sentences], dtype=np.float32)
         s = self.settings
@@ -404,6 +414,11 @@ class AnswerPipeline:
                 final = event
         assert final is not None
         return final
+
+
+def _weighted_overlap(weights: dict[str, float], tokens: set[str]) -> float:
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in tokens) / total if total else 0.0
 
 
 def _one_line(text: str) -> str:

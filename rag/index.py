@@ -401,6 +401,7 @@ class IndexStore:
     ) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         staging = Path(tempfile.mkdtemp(prefix=f".v-{stamp}-", dir=self.index_dir))
+        final: Path | None = None
         try:
             _write_jsonl(staging / "articles.jsonl", (_article_to_json(a) for a in articles))
             _write_jsonl(staging / "chunks.jsonl", (_chunk_to_json(c) for c in chunks))
@@ -438,9 +439,20 @@ class IndexStore:
             _fsync_dir(self.index_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            # Renamed but never made live (CURRENT could not be written): not a version to keep.
+            if final is not None and not self._is_current(final):
+                shutil.rmtree(final, ignore_errors=True)
             raise
         self._remove_old_versions(keep=final)
         return final
+
+    def _is_current(self, version_dir: Path) -> bool:
+        try:
+            return (self.index_dir / _CURRENT).read_text(encoding="utf-8").strip() == version_dir.name
+        except FileNotFoundError:
+            return False
+        except (OSError, UnicodeDecodeError):
+            return True  # cannot tell: keep it
 
     def _remove_old_versions(self, keep: Path) -> None:
         versions = sorted(

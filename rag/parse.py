@@ -105,9 +105,11 @@ def parse_text(doc_id: str, text: str, sha256: str | None = None) -> Article:
     date_iso: str | None = meta_date
     paragraphs: list[_Block] = []
     for block in blocks:
-        first_line = text[block.start : block.end].split("\n", 1)[0]
-        if title is None and not paragraphs and _looks_like_title(text, block):
-            title = _strip_heading(first_line)
+        first_line = _first_line(text[block.start : block.end])
+        # A Markdown file often repeats its front-matter title as a "# heading": not content.
+        body_heading = meta_title is not None and _MD_HEADING.match(first_line) is not None
+        if (title is None or body_heading) and not paragraphs and _looks_like_title(text, block):
+            title = title if body_heading else _strip_heading(first_line)
             rest = _after_first_line(text, block)
             if rest is None:
                 continue
@@ -199,7 +201,18 @@ def _blocks(text: str, start: int) -> list[_Block]:
         block_end = line_start + len(line.rstrip("\r\n"))
     if block_start is not None:
         blocks.append(_trim(text, block_start, block_end))
-    return [b for b in blocks if b.end > b.start]
+    # A block without a letter or digit ("* * *", "---", "•") is a separator, not a paragraph.
+    return [b for b in blocks if b.end > b.start and _has_alnum(text[b.start : b.end])]
+
+
+def _has_alnum(value: str) -> bool:
+    return any(ch.isalnum() for ch in value)
+
+
+def _first_line(value: str) -> str:
+    """The first line, with the same line breaks as ``str.splitlines`` (so CR-only files work)."""
+    lines = value.splitlines()
+    return lines[0] if lines else ""
 
 
 def _trim(text: str, start: int, end: int) -> _Block:
@@ -211,7 +224,9 @@ def _trim(text: str, start: int, end: int) -> _Block:
 
 
 def _looks_like_title(text: str, block: _Block) -> bool:
-    first_line = text[block.start : block.end].split("\n", 1)[0].strip()
+    first_line = _first_line(text[block.start : block.end]).strip()
+    if not _has_alnum(first_line):
+        return False  # "#" or "***" is no title
     if _MD_HEADING.match(first_line):
         return True
     if len(first_line) > _TITLE_MAX_CHARS or is_list_item(first_line):
@@ -225,10 +240,10 @@ def _strip_heading(line: str) -> str:
 
 
 def _after_first_line(text: str, block: _Block) -> _Block | None:
-    newline = text.find("\n", block.start, block.end)
-    if newline < 0:
+    lines = text[block.start : block.end].splitlines(keepends=True)
+    if len(lines) < 2:
         return None
-    rest = _trim(text, newline + 1, block.end)
+    rest = _trim(text, block.start + len(lines[0]), block.end)
     return rest if rest.end > rest.start else None
 
 
@@ -237,8 +252,8 @@ def _split_datelines(text: str, block: _Block) -> list[tuple[_Block | None, str 
     out: list[tuple[_Block | None, str | None]] = []
     piece_start = block.start
     pos = block.start
-    for line in text[block.start : block.end].split("\n"):
-        line_start, pos = pos, pos + len(line) + 1
+    for line in text[block.start : block.end].splitlines(keepends=True):
+        line_start, pos = pos, pos + len(line)
         iso = _dateline(line)
         if iso is None:
             continue
@@ -248,7 +263,7 @@ def _split_datelines(text: str, block: _Block) -> list[tuple[_Block | None, str 
         piece_start = min(pos, block.end)
     if piece_start < block.end:
         out.append((_trim(text, piece_start, block.end), None))
-    return [(b, d) for b, d in out if b is None or b.end > b.start]
+    return [(b, d) for b, d in out if b is None or (b.end > b.start and _has_alnum(text[b.start : b.end]))]
 
 
 def _dateline(line: str) -> str | None:
@@ -269,11 +284,11 @@ def _merge_lists(text: str, blocks: list[_Block]) -> list[_Block]:
     """Keep a bulleted list together, with the sentence that introduces it ("... aim to:")."""
     merged: list[_Block] = []
     for block in blocks:
-        first_line = text[block.start : block.end].split("\n", 1)[0]
+        first_line = _first_line(text[block.start : block.end])
         if merged and is_list_item(first_line):
             previous = merged[-1]
             prev_text = text[previous.start : previous.end]
-            prev_last_line = prev_text.rsplit("\n", 1)[-1]
+            prev_last_line = prev_text.splitlines()[-1]
             if prev_text.rstrip().endswith(":") or is_list_item(prev_last_line):
                 merged[-1] = _Block(previous.start, block.end)
                 continue

@@ -136,6 +136,18 @@ class HybridSearcher:
         self.is_sentence_chunk = kinds == "sentence"
         self._lock = threading.Lock()
 
+    def focus_term_weights(self, query: str, doc_id: str) -> dict[str, float]:
+        """IDF weight of each query term inside one article, event-naming (intro) terms discounted."""
+        bm25 = self.paragraph_bm25
+        intro = self.intro_terms[self.doc_row[doc_id]] if doc_id in self.doc_row else set()
+        top_idf = float(bm25.idf.max(initial=1.0))
+        weights = {}
+        for term in set(tokenize(query)):
+            tid = bm25.vocab.get(term)
+            idf = float(bm25.idf[tid]) if tid is not None else top_idf
+            weights[term] = idf * (INTRO_DISCOUNT if tid in intro else 1.0)
+        return weights
+
     def check_query(self, query: str) -> str:
         if not isinstance(query, str):
             raise QueryError("the question must be text")

@@ -90,15 +90,15 @@ class Settings(BaseSettings):
     answer_context_k: int = Field(4, ge=1, le=20)
     #: Sentence scoring for extractive answers and the LLM's compact context.
     sentence_weight_cosine: float = 1.0
-    sentence_weight_overlap: float = 0.5
+    sentence_weight_overlap: float = 1.0
     sentence_weight_answer_type: float = 0.2
-    sentence_weight_rank: float = 0.3
+    sentence_weight_rank: float = 0.15
     #: Abstain when retrieval confidence (best sentence similarity and term coverage) is below this.
     abstain_threshold: float = Field(0.45, ge=0, le=1)
     #: Extractive mode abstains when its best sentence scores below this.
     extractive_min_score: float = 0.3
     #: A second sentence joins the extractive answer when it scores at least this share of the best.
-    extractive_second_ratio: float = Field(0.9, ge=0, le=1)
+    extractive_second_ratio: float = Field(0.8, ge=0, le=1)
     #: A claim counts as supported by a paragraph sentence at or above this score.
     support_threshold: float = Field(0.45, ge=0, le=1)
     #: Unsupported answer sentences are dropped (True) or kept, visibly marked (False).

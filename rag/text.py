@@ -31,12 +31,13 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 def _split_line(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
     sent_start = start
-    for match in _SENTENCE_END.finditer(text, start, end):
+    marker = _LIST_ITEM.match(text, start, end)  # "1. item": the marker's period ends nothing
+    for match in _SENTENCE_END.finditer(text, marker.end() if marker else start, end):
         stop = match.end()
         word = re.search(r"([\w.]+)[.!?…]*[”\"’')\]]*$", text[sent_start:stop])
         token = word.group(1).rstrip(".").lower() if word else ""
-        if match.group().startswith(".") and (token in _ABBREVIATIONS or len(token) == 1):
-            continue  # "Ms." or an initial: not a sentence end
+        if match.group().startswith(".") and (token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha())):
+            continue  # "Ms." or an initial ("J."): not a sentence end; "phase 2." is
         nxt = text[stop:end].lstrip()
         if nxt and nxt[0].islower():
             continue  # "e.g. setting": the sentence goes on
@@ -75,17 +76,23 @@ def stem(word: str) -> str:
     """A light English suffix stripper: enough to match plural/verb forms, never aggressive."""
     if len(word) <= 3 or not word.isalpha():
         return word
+    base = word
     for suffix, replacement in (
         ("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", ""),
     ):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            base = word[: -len(suffix)] + replacement
-            if suffix in ("ing", "ed") and len(base) > 3 and base[-1] == base[-2]:
-                base = base[:-1]  # "planned" -> "plan"
             if suffix == "s" and word.endswith(("ss", "us", "is")):
                 return word
-            return base
-    return word
+            if suffix == "ed" and word.endswith("eed"):
+                continue  # "proceed", "exceed" are not past tenses
+            base = word[: -len(suffix)] + replacement
+            if suffix in ("ing", "ed") and len(base) > 3 and base[-1] == base[-2] and base[-1] not in "lsz":
+                base = base[:-1]  # "planned" -> "plan"
+            break
+    # A final "e" goes too, so "cooperative"/"cooperatives" and "organize"/"organized" meet.
+    if base.endswith("e") and len(base) >= 4:
+        base = base[:-1]
+    return base
 
 
 def normalize(text: str) -> str:
