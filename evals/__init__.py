@@ -1,0 +1,1 @@
+"""Evaluation tooling: gold Q&A set, loaders and scoring."""
