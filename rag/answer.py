@@ -270,12 +270,15 @@ class AnswerPipeline:
         used = 0
         for idx in order:
             ref = prepared.sentences[int(idx)]
-            if used + len(ref.text) > budget and used > 0:
-                continue
+            if used + len(ref.text) > budget:
+                continue  # prompt tokens cost ~20-50 ms each on a CPU: the budget is strict
             if len(by_hit.get(ref.hit, [])) >= self.settings.llm_sentences_per_paragraph:
                 continue
             by_hit.setdefault(ref.hit, []).append(int(idx))
             used += len(ref.text)
+        if not by_hit and len(order):  # even the best sentence is over budget: cut it at a word
+            best = prepared.sentences[int(order[0])]
+            return [(best.hit, best.text[:budget].rsplit(" ", 1)[0])]
         items = []
         for hit_index in sorted(by_hit):
             picked = sorted(by_hit[hit_index])
@@ -425,7 +428,7 @@ def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _short_title(title: str, words: int = 10) -> str:
+def _short_title(title: str, words: int = 7) -> str:
     parts = title.split()
     return " ".join(parts[:words]) + ("…" if len(parts) > words else "")
 

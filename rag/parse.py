@@ -299,6 +299,10 @@ def _merge_lists(text: str, blocks: list[_Block]) -> list[_Block]:
 def _derive_title(first_paragraph: str) -> str:
     """For an article without a title line: its first sentence, shortened at a word boundary."""
     first = (sentences(first_paragraph) or [first_paragraph])[0].strip()
+    # An event article often names its event in quotes: 'the workshop on "SSE for the SDGs"'.
+    quoted = re.search(r"[\"“]([^\"”]{20,160})[\"”]", first)
+    if quoted and len(quoted.group(1).split()) >= 4:
+        return quoted.group(1).strip()
     if len(first) <= 120:
         return first.rstrip(".")
     cut = first[:120].rsplit(" ", 1)[0].rstrip(",;:-– ")

