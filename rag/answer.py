@@ -155,8 +155,9 @@ class AnswerPipeline:
         t2 = time.perf_counter()
         sentences = split_sentences(hits)
         texts = [s.text for s in sentences]
-        vectors = self.kb.embedder.encode([standalone, *texts], progress=False)
-        cosine = vectors[1:] @ vectors[0] if texts else np.zeros(0, dtype=np.float32)
+        question_vec = self.kb.embedder.encode_query(standalone)
+        sentence_vecs = self.kb.searcher.sentence_vectors(hits, texts)
+        cosine = sentence_vecs @ question_vec if texts else np.zeros(0, dtype=np.float32)
         scores = self._sentence_scores(standalone, hits, sentences, cosine)
         timings["score_sentences"] = time.perf_counter() - t2
         confidence = self._confidence(standalone, hits, sentences, cosine)

@@ -52,12 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_corpus_args(p)
 
-    p = sub.add_parser("eval", help="score retrieval and answers on a gold Q&A file")
-    p.add_argument("--gold", type=Path, default=Path("evals/gold.jsonl"))
-    p.add_argument("--mode", default="all", help="answer modes to run: all, extractive, llm, none (comma-separated)")
-    p.add_argument("--out", type=Path, default=Path("evals/results"))
-    p.add_argument("--limit", type=int, default=None, help="only the first N items (a quick run)")
-    _add_corpus_args(p)
+    # The eval's own parser (evals/run.py) owns its options: everything after "eval" goes there.
+    sub.add_parser("eval", help="score retrieval and answers on a gold Q&A file (rag eval --help)", add_help=False)
 
     p = sub.add_parser("serve", help="start the chat UI (127.0.0.1 only unless --host says otherwise)")
     p.add_argument("--host", default="127.0.0.1")
@@ -67,7 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "eval":
+        args.eval_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         return _run(args)
@@ -99,9 +100,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "ask":
         return _cmd_ask(args)
     if args.command == "eval":
-        from evals.run import run_cli
+        from evals.run import main as eval_main
 
-        return run_cli(args)
+        return eval_main(args.eval_args)
     if args.command == "serve":
         from ui.app import serve
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 _PROGRESS_MIN_TEXTS = 300
+_QUERY_CACHE_SIZE = 512
 _models: dict[tuple[str, str], Any] = {}
 _models_lock = threading.Lock()
 
@@ -81,6 +83,8 @@ class SentenceTransformerEmbeddings(Embeddings):
         self.device = device or settings.embedding_device
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @property
     def client(self) -> Any:
@@ -108,6 +112,21 @@ class SentenceTransformerEmbeddings(Embeddings):
             show_progress_bar=progress,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One query's vector, cached: search and answering embed the same question once."""
+        with self._cache_lock:
+            cached = self._query_cache.get(text)
+            if cached is not None:
+                self._query_cache.move_to_end(text)
+                return cached
+        vector = self.encode([text], progress=False)[0]
+        vector.setflags(write=False)
+        with self._cache_lock:
+            self._query_cache[text] = vector
+            while len(self._query_cache) > _QUERY_CACHE_SIZE:
+                self._query_cache.popitem(last=False)
+        return vector
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.encode(list(texts)).tolist()

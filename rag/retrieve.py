@@ -29,7 +29,7 @@ from rag.index import LoadedIndex
 from rag.lexical import BM25Index
 from rag.models import Hit
 from rag.settings import Settings
-from rag.text import tokenize
+from rag.text import sentence_spans, tokenize
 
 #: Opening paragraphs that, with the title, introduce an article's event (the news "lead").
 INTRO_PARAGRAPHS = 2
@@ -132,6 +132,11 @@ class HybridSearcher:
             intro = article.title + "\n" + "\n".join(p.text for p in article.paragraphs[:INTRO_PARAGRAPHS])
             vocab = self.paragraph_bm25.vocab
             self.intro_terms.append({vocab[t] for t in set(tokenize(intro)) if t in vocab})
+        # Chunk rows of each paragraph's sentence chunks, in order (for answering without re-embedding).
+        self.sentence_rows: dict[tuple[str, int], list[int]] = {}
+        for row, chunk in enumerate(index.chunks):
+            if chunk.kind == "sentence":
+                self.sentence_rows.setdefault((chunk.doc_id, chunk.paragraph), []).append(row)
         kinds = np.array([c.kind for c in index.chunks])
         self.is_sentence_chunk = kinds == "sentence"
         self._lock = threading.Lock()
@@ -147,6 +152,30 @@ class HybridSearcher:
             idf = float(bm25.idf[tid]) if tid is not None else top_idf
             weights[term] = idf * (INTRO_DISCOUNT if tid in intro else 1.0)
         return weights
+
+    def sentence_vectors(self, hits: Sequence[Hit], sentence_texts: Sequence[str]) -> np.ndarray:
+        """Stored embeddings of the hits' sentences (in ``split_sentences`` order).
+
+        The index already holds one vector per sentence (its sentence chunks), so answering
+        embeds only the question. Sentences without a stored vector (one-sentence paragraphs,
+        whose chunk carries the title header) are embedded on the spot.
+        """
+        rows: list[int | None] = []
+        for hit in hits:
+            n_sentences = len(sentence_spans(hit.text))
+            stored = self.sentence_rows.get((hit.doc_id, hit.paragraph), [])
+            rows.extend(stored if len(stored) == n_sentences else [None] * n_sentences)
+        if len(rows) != len(sentence_texts):  # not split as the index split them: embed all
+            rows = [None] * len(sentence_texts)
+        missing = [i for i, r in enumerate(rows) if r is None]
+        dim = self.index.vectors.dimension
+        out = np.zeros((len(sentence_texts), dim), dtype=np.float32)
+        present = [i for i, r in enumerate(rows) if r is not None]
+        if present:
+            out[present] = self.index.vectors.reconstruct([rows[i] for i in present])  # type: ignore[misc]
+        if missing:
+            out[missing] = self.embedder.encode([sentence_texts[i] for i in missing], progress=False)
+        return out
 
     def check_query(self, query: str) -> str:
         if not isinstance(query, str):
@@ -186,7 +215,7 @@ class HybridSearcher:
     # --- internals ---------------------------------------------------------------------
 
     def _embed(self, query: str) -> np.ndarray:
-        return self.embedder.encode([query], progress=False)
+        return self.embedder.encode_query(query)[None, :]
 
     def _dense_paragraph_scores(self, query_vec: np.ndarray, chunk_mask: np.ndarray) -> np.ndarray:
         """Max chunk similarity per paragraph over chunks in ``chunk_mask`` (-inf if none found)."""

@@ -129,6 +129,12 @@ class VectorIndex:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return self.index.reconstruct_n(0, self.ntotal)
 
+    def reconstruct(self, rows: list[int]) -> np.ndarray:
+        """The stored vectors of the given rows."""
+        if not rows:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.vstack([self.index.reconstruct(int(r)) for r in rows]).astype(np.float32)
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, row ids) of the k nearest rows per query; ids are -1 where fewer exist."""
         k = max(1, min(k, self.ntotal))
