@@ -1,0 +1,165 @@
+"""Tests of rag.retrieve: hybrid search over the seeds, its fields and offsets, query checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.errors import QueryError
+from rag.knowledge import KnowledgeBase
+from rag.models import Hit
+from rag.retrieve import FEATURES, answer_types, holds_answer_type
+
+PHASE2_COUNTRIES = ("Cambodia", "Mongolia", "Thailand", "Vietnam")
+
+
+def assert_valid_hit(hit: Hit, kb: KnowledgeBase) -> None:
+    """The hit's fields agree with the parsed article and its offsets index the source file."""
+    article = kb.searcher.index.articles[hit.doc_id]
+    para = article.paragraph(hit.paragraph)
+    assert (hit.title, hit.date) == (article.title, article.date)
+    assert (hit.text, hit.start, hit.end) == (para.text, para.start, para.end)
+    source = (kb.corpus_dir / hit.doc_id).read_text(encoding="utf-8")
+    assert source[hit.start : hit.end] == hit.text
+    assert isinstance(hit.score, float)
+
+
+def test_search_returns_k_hits_best_first(seeds_kb: KnowledgeBase) -> None:
+    hits = seeds_kb.search("Who funded the 2021 workshop?", k=4)
+    assert len(hits) == 4
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    assert len({(h.doc_id, h.paragraph) for h in hits}) == 4
+    for hit in hits:
+        assert_valid_hit(hit, seeds_kb)
+    assert set(hits[0].to_dict()) == {"doc_id", "title", "date", "paragraph", "text", "start", "end", "score"}
+
+
+def test_search_default_k(seeds_kb: KnowledgeBase) -> None:
+    assert len(seeds_kb.search("cooperatives")) == seeds_kb.settings.top_k
+
+
+def test_search_k_larger_than_corpus(seeds_kb: KnowledgeBase) -> None:
+    n_paragraphs = len(seeds_kb.searcher.index.paragraph_keys)
+    hits = seeds_kb.search("social and solidarity economy", k=100)
+    assert len(hits) == n_paragraphs == 48
+    assert len({(h.doc_id, h.paragraph) for h in hits}) == n_paragraphs
+
+
+def test_search_is_deterministic(seeds_kb: KnowledgeBase) -> None:
+    first = seeds_kb.search("What did Simel Esim present?", k=5)
+    assert seeds_kb.search("What did Simel Esim present?", k=5) == first
+    assert seeds_kb.search("  What did Simel Esim present?\n", k=5) == first
+
+
+def test_phase_2_countries_in_top_3(seeds_kb: KnowledgeBase) -> None:
+    hits = seeds_kb.search("Which countries were in phase 2?", k=3)
+    naming = [
+        h for h in hits
+        if h.doc_id.startswith(("004_", "002_")) and sum(c in h.text for c in PHASE2_COUNTRIES) >= 3
+    ]
+    assert naming, [(h.doc_id, h.paragraph, h.text[:80]) for h in hits]
+
+
+@pytest.mark.parametrize(
+    ("query", "doc_prefix", "must_contain"),
+    [
+        ("Kyrgyzstan mapping study research orientation", "004_", "Kyrgyzstan"),
+        ("HomeNet Southeast Asia Phnom Penh workshop", "001_", "Phnom Penh"),
+        ("Which ministry funded the SSE policy project in 2021?", "003_", "Korean Ministry of Employment"),
+    ],
+)
+def test_easy_queries_find_their_paragraph(seeds_kb: KnowledgeBase, query: str, doc_prefix: str, must_contain: str) -> None:
+    hits = seeds_kb.search(query, k=3)
+    assert any(h.doc_id.startswith(doc_prefix) and must_contain in h.text for h in hits), [
+        (h.doc_id, h.paragraph) for h in hits
+    ]
+
+
+def test_dense_search(seeds_kb: KnowledgeBase) -> None:
+    hits = seeds_kb.searcher.dense_search("digital colonialism and offshore digital labour", 3)
+    assert len(hits) == 3
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(-1.0 <= h.score <= 1.0001 for h in hits)
+    for hit in hits:
+        assert_valid_hit(hit, seeds_kb)
+    assert any(h.doc_id.startswith("000_") and "digital colonialism" in h.text for h in hits)
+
+
+def test_bm25_search(seeds_kb: KnowledgeBase) -> None:
+    hits = seeds_kb.searcher.bm25_search("Kyrgyzstan", 3)
+    assert len(hits) == 3
+    # The word is in exactly two paragraphs (articles 003 and 004).
+    assert {h.doc_id[:4] for h in hits[:2]} == {"003_", "004_"}
+    assert all("Kyrgyzstan" in h.text and h.score > 0 for h in hits[:2])
+    assert hits[2].score == 0.0
+    for hit in hits:
+        assert_valid_hit(hit, seeds_kb)
+
+
+def test_candidate_features_are_scaled(seeds_kb: KnowledgeBase) -> None:
+    cands = seeds_kb.searcher.candidates("When was the regional workshop in 2024?")
+    assert cands.features.shape == (len(cands.rows), len(FEATURES))
+    assert float(cands.features.min()) >= 0.0
+    assert float(cands.features.max()) <= 1.0 + 1e-6
+
+
+# --- bad queries ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t \u00a0"])
+def test_empty_query_is_rejected(seeds_kb: KnowledgeBase, query: str) -> None:
+    with pytest.raises(QueryError, match="empty"):
+        seeds_kb.search(query)
+    with pytest.raises(QueryError):
+        seeds_kb.searcher.dense_search(query, 3)
+    with pytest.raises(QueryError):
+        seeds_kb.searcher.bm25_search(query, 3)
+
+
+def test_over_long_query_is_rejected(seeds_kb: KnowledgeBase) -> None:
+    limit = seeds_kb.settings.max_query_chars
+    with pytest.raises(QueryError, match=f"too long .*{limit:,}"):
+        seeds_kb.search("a" * (limit + 1))
+    with pytest.raises(QueryError, match="too long"):
+        seeds_kb.search("word " * 20_000)
+    assert seeds_kb.search("phase " + "x" * (limit - 10), k=1)  # at the limit it is fine
+
+
+def test_non_text_query_is_rejected(seeds_kb: KnowledgeBase) -> None:
+    with pytest.raises(QueryError, match="text"):
+        seeds_kb.search(None)  # type: ignore[arg-type]
+
+
+def test_query_of_unknown_words_still_answers(seeds_kb: KnowledgeBase) -> None:
+    hits = seeds_kb.search("zxqv wplk", k=2)
+    assert len(hits) == 2
+
+
+# --- answer types ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "kinds"),
+    [
+        ("How many participants attended?", ["number"]),
+        ("What percentage of workers are informal?", ["number"]),
+        ("When was the workshop held?", ["date"]),
+        ("In which year did phase 2 start?", ["date"]),
+        ("Which year did phase 2 start?", ["date"]),
+        ("Who funded the 2021 workshop?", ["person"]),
+        ("Which organisation implemented the project?", ["person"]),
+        ("Where did the workshop take place?", ["place"]),
+        ("Which countries were in phase 2?", ["place"]),
+        ("Summarize the SSE resolution.", []),
+    ],
+)
+def test_answer_types(question: str, kinds: list[str]) -> None:
+    assert answer_types(question) == kinds
+
+
+def test_holds_answer_type() -> None:
+    assert holds_answer_type("It drew 37 participants.", ["number"]) == 1.0
+    assert holds_answer_type("It drew many participants.", ["number"]) == 0.0
+    assert holds_answer_type("Held on 5 May 2021 in Cambodia.", ["date", "person"]) == 0.5
+    assert holds_answer_type("Opened by Ms. Simel Esim.", ["person"]) == 1.0
+    assert holds_answer_type("anything", []) == 0.0
