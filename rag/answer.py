@@ -333,7 +333,12 @@ class AnswerPipeline:
         if not claims:
             return self._abstain(prepared, "llm")
         given = [prepared.hits[i] for i in sorted(set(numbering))]
-        supports = self.support.attribute([c for c, _ in claims], given)
+        article_texts = {}
+        for hit in given:
+            article = self.kb.article(hit.doc_id)
+            if article is not None:
+                article_texts[hit.doc_id] = article.title + "\n" + "\n".join(p.text for p in article.paragraphs)
+        supports = self.support.attribute([c for c, _ in claims], given, article_texts)
         citations: list[Citation] = []
         parts: list[str] = []
         for (claim, _markers), support in zip(claims, supports, strict=True):
@@ -354,7 +359,10 @@ class AnswerPipeline:
                 citations[existing.n - 1] = Citation.from_hit(hit, n=existing.n, quote=merged)
             parts.append(f"{claim} [{existing.n}]")
         if not citations:
-            return self._abstain(prepared, "llm")
+            # The model answered, but no sentence of its answer could be verified: the question
+            # looks answerable, so give the checked extractive answer rather than nothing.
+            prepared.timings["verify"] = time.perf_counter() - t0
+            return self.extractive(prepared)
         prepared.timings["verify"] = time.perf_counter() - t0
         return Answer(
             question=prepared.question,

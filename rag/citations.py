@@ -72,15 +72,26 @@ class SupportChecker:
         self.threshold = threshold
 
     @staticmethod
-    def _names_and_numbers_supported(claim: str, hit: Hit, paragraph_numbers: set[str]) -> bool:
-        context = hit.text + " " + hit.title + " " + (hit.date or "")
-        if not numbers_in(claim) <= paragraph_numbers | numbers_in(hit.title) | numbers_in(hit.date or ""):
+    def _names_and_numbers_supported(claim: str, hit: Hit, article_text: str) -> bool:
+        """Every number and proper name of the claim occurs in the cited paragraph's article.
+
+        The article, not just the paragraph: answers name the event as the question did ("the
+        AROSP webinar"), and that name is usually introduced elsewhere in the same article.
+        """
+        context = f"{article_text} {hit.text} {hit.title} {hit.date or ''}"
+        if not numbers_in(claim) <= numbers_in(context):
             return False
         known = normalize(context)
         return all(name in known for name in proper_names(claim))
 
-    def attribute(self, claims: list[str], hits: list[Hit]) -> list[Support | None]:
-        """The best support for each claim among the hits' sentences (None when unsupported)."""
+    def attribute(
+        self, claims: list[str], hits: list[Hit], article_texts: dict[str, str] | None = None
+    ) -> list[Support | None]:
+        """The best support for each claim among the hits' sentences (None when unsupported).
+
+        ``article_texts``: doc_id → the article's whole text, for the names-and-numbers check.
+        """
+        article_texts = article_texts or {}
         refs = split_sentences(hits)
         if not refs or not claims:
             return [None] * len(claims)
@@ -88,7 +99,6 @@ class SupportChecker:
         ref_vecs, claim_vecs = vectors[: len(refs)], vectors[len(refs) :]
         cosine = claim_vecs @ ref_vecs.T
         ref_tokens = [set(tokenize(r.text)) for r in refs]
-        paragraph_numbers = [numbers_in(h.text) for h in hits]
         out: list[Support | None] = []
         for c, claim in enumerate(claims):
             claim_tokens = set(tokenize(claim))
@@ -108,7 +118,9 @@ class SupportChecker:
             # A claim naming numbers or names the paragraph (and its article's title) never
             # states is not supported, however similar it sounds: the typical small-model slip is
             # moving a fact from one event to another.
-            if best is not None and not self._names_and_numbers_supported(claim, hits[best.hit], paragraph_numbers[best.hit]):
+            if best is not None and not self._names_and_numbers_supported(
+                claim, hits[best.hit], article_texts.get(hits[best.hit].doc_id, "")
+            ):
                 best = Support(best.hit, best.quote_start, best.quote_end, min(best.score, self.threshold - 0.01))
             out.append(best if best is not None and best.score >= self.threshold else None)
         return out
