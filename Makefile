@@ -46,7 +46,7 @@ adapt: $(ADAPTED)
 index: $(STAMP)
 	$(BIN)/rag index
 
-run: $(STAMP) $(MODEL_STAMP) $(ADAPTED)
+run: $(STAMP) $(MODEL_STAMP)
 	$(BIN)/rag index || [ $$? -eq 1 ]
 	$(BIN)/rag serve --host 127.0.0.1 --port $${PORT:-7860}
 
