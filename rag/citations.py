@@ -144,6 +144,10 @@ def split_claims(text: str) -> list[tuple[str, list[int]]]:
     claims: list[tuple[str, list[int]]] = []
     for start, end in sentence_spans(text):
         sentence = text[start:end]
+        # Markers opening a sentence were placed after the previous one's period: theirs.
+        lead = re.match(r"\s*(?:\[\d{1,3}\]\s*)+", sentence)
+        if lead:
+            sentence = sentence[lead.end() :]
         markers = [int(m) for m in MARKER.findall(sentence)]
         # Markers placed after the period belong to this sentence too: "... Korea. [2]"
         tail = re.match(r"\s*((?:\[\d{1,3}\]\s*)+)", text[end:])

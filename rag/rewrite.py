@@ -29,9 +29,10 @@ _EVENT_NOUNS = (
     r"network|study|resolution|strategy|plan|roundtable|summit|training|discussion|phase|tour"
 )
 # "the HomeNet Southeast Asia workshop", "the 2021 workshop", "the research orientation"
+# Case-insensitive except the trailing name: "on SSE Policy" continues a topic, "on policy" not.
 _TOPIC = re.compile(
-    r"\b(?:the|this|that)\s+(?:[\w’'()-]+\s+){0,6}?(?:" + _EVENT_NOUNS + r")\b(?:\s+(?:on|in|of|for)\s+[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)*)?",
-    re.I,
+    r"\b(?i:the|this|that)\s+(?:[\w’'()-]+\s+){0,6}?(?i:" + _EVENT_NOUNS + r")\b"
+    r"(?:\s+(?:on|in|of|for)\s+[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)*)?"
 )
 _ENTITY = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:of|and|for|the|on)?\s*[A-Z][\w’'-]*)+|\b[A-Z]{2,}\b")
 _STANDALONE_MIN_WORDS = 5
