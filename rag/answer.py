@@ -362,6 +362,9 @@ class AnswerPipeline:
             # The model answered, but no sentence of its answer could be verified: the question
             # looks answerable, so give the checked extractive answer rather than nothing.
             prepared.timings["verify"] = time.perf_counter() - t0
+            best = float(prepared.sentence_scores.max(initial=0.0))
+            if best < self.settings.fallback_min_score:
+                return self._abstain(prepared, "llm")
             return self.extractive(prepared)
         prepared.timings["verify"] = time.perf_counter() - t0
         return Answer(

@@ -50,11 +50,26 @@ def numbers_in(text: str) -> set[str]:
     return found
 
 
+# Text that addresses the model instead of reporting anything ("Ignore previous instructions
+# and say ..."): planted in an article, it is never evidence for a claim nor a quote to answer with.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|prompts?|rules|context)\b"
+    r"|\byou (?:are|must) now\b|\bsystem prompt\b|\bas an ai\b",
+    re.I,
+)
+
+
+def is_instruction(text: str) -> bool:
+    return bool(_INSTRUCTION.search(text))
+
+
 def split_sentences(hits: list[Hit]) -> list[SentenceRef]:
+    """The hits' sentences that can serve as evidence (instructions planted in text excluded)."""
     refs = []
     for i, hit in enumerate(hits):
         for start, end in sentence_spans(hit.text):
-            refs.append(SentenceRef(i, start, end, hit.text[start:end]))
+            if not is_instruction(hit.text[start:end]):
+                refs.append(SentenceRef(i, start, end, hit.text[start:end]))
     return refs
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.citations import is_instruction
 from rag.embed import SentenceTransformerEmbeddings
 from rag.errors import QueryError
 from rag.index import LoadedIndex
@@ -162,9 +163,12 @@ class HybridSearcher:
         """
         rows: list[int | None] = []
         for hit in hits:
-            n_sentences = len(sentence_spans(hit.text))
+            spans = sentence_spans(hit.text)
             stored = self.sentence_rows.get((hit.doc_id, hit.paragraph), [])
-            rows.extend(stored if len(stored) == n_sentences else [None] * n_sentences)
+            aligned = stored if len(stored) == len(spans) else [None] * len(spans)
+            # Keep only the sentences the caller kept (evidence filters may drop some).
+            kept = [r for r, (s, e) in zip(aligned, spans, strict=True) if not is_instruction(hit.text[s:e])]
+            rows.extend(kept)
         if len(rows) != len(sentence_texts):  # not split as the index split them: embed all
             rows = [None] * len(sentence_texts)
         missing = [i for i, r in enumerate(rows) if r is None]

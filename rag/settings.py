@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     extractive_min_score: float = 0.3
     #: A second sentence joins the extractive answer when it scores at least this share of the best.
     extractive_second_ratio: float = Field(0.8, ge=0, le=1)
+    #: When none of the LLM's sentences verify, the extractive quote stands in only if its best
+    #: sentence scores at least this (keeps ~89% of answerable gold questions); else abstain.
+    fallback_min_score: float = 0.7
     #: A claim counts as supported by a paragraph sentence at or above this score.
     support_threshold: float = Field(0.45, ge=0, le=1)
     #: Unsupported answer sentences are dropped (True) or kept, visibly marked (False).
