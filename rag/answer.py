@@ -251,15 +251,7 @@ class AnswerPipeline:
                 citations.append(citation)
             parts.append(f"{_one_line(quote)} [{citation.n}]")
         prepared.timings["answer"] = time.perf_counter() - t0
-        return Answer(
-            question=prepared.question,
-            text=" ".join(parts),
-            citations=tuple(citations),
-            abstained=False,
-            mode="extractive",
-            standalone_question=prepared.standalone if prepared.standalone != prepared.question else None,
-            timings=dict(prepared.timings),
-        )
+        return self._answer(prepared, "extractive", " ".join(parts), citations)
 
     # --- llm ------------------------------------------------------------------------
 
@@ -367,24 +359,22 @@ class AnswerPipeline:
                 return self._abstain(prepared, "llm")
             return self.extractive(prepared)
         prepared.timings["verify"] = time.perf_counter() - t0
-        return Answer(
-            question=prepared.question,
-            text=" ".join(parts),
-            citations=tuple(citations),
-            abstained=False,
-            mode="llm",
-            standalone_question=prepared.standalone if prepared.standalone != prepared.question else None,
-            timings=dict(prepared.timings),
-        )
+        return self._answer(prepared, "llm", " ".join(parts), citations)
 
     # --- shared ---------------------------------------------------------------------
 
     def _abstain(self, prepared: Prepared, mode: str) -> Answer:
+        return self._answer(prepared, mode, ABSTAIN_TEXT, [], abstained=True)
+
+    @staticmethod
+    def _answer(
+        prepared: Prepared, mode: str, text: str, citations: list[Citation], abstained: bool = False
+    ) -> Answer:
         return Answer(
             question=prepared.question,
-            text=ABSTAIN_TEXT,
-            citations=(),
-            abstained=True,
+            text=text,
+            citations=tuple(citations),
+            abstained=abstained,
             mode=mode,
             standalone_question=prepared.standalone if prepared.standalone != prepared.question else None,
             timings=dict(prepared.timings),
