@@ -1,6 +1,7 @@
 """The vector index at (small) scale: type chosen by size, every type round-trips and is exact
-enough, and an IVF index works through the whole index store (incremental builds reuse its
-vectors). The full measurement is ``python -m evals.scale_bench``; this is its fast check."""
+enough, and the approximate types work through the whole index store (incremental builds
+reuse their vectors). The full measurement is ``python -m evals.scale_bench``; this is its
+fast check."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def test_type_is_chosen_by_size() -> None:
 
 def test_ivf_parameters_scale() -> None:
     assert vectorstore.ivf_lists(1_000_000) == 4_000
-    assert vectorstore.ivf_nprobe(4_000) == 125
+    assert vectorstore.ivf_nprobe(4_000) == 1333
     for n in (1, 10, 1_000, 200_001, 5_000_000):
         lists = vectorstore.ivf_lists(n)
         assert 1 <= lists <= max(1, n // vectorstore.IVF_TRAIN_PER_LIST)
@@ -100,15 +101,18 @@ class HashEmbedder:
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def test_ivf_through_the_index_store(tiny_corpus, tiny_articles: dict[str, str], tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """Above the threshold the store writes an IVF index, loads it and reuses its vectors."""
-    monkeypatch.setattr(index_module, "choose_index_type", lambda n: "ivf")
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_approximate_index_through_the_index_store(kind: str, tiny_corpus, tiny_articles: dict[str, str],
+                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the threshold the store writes an approximate index, loads it and reuses its vectors."""
+    monkeypatch.setattr(index_module, "choose_index_type", lambda n: kind)
     corpus = tiny_corpus()
     store = IndexStore(tmp_path / "index", Settings(), HashEmbedder())  # type: ignore[arg-type]
     store.build(corpus)
     loaded = store.load()
-    assert loaded.manifest["faiss"]["type"] == "ivf" and loaded.vectors.kind == "ivf"
+    assert loaded.manifest["faiss"]["type"] == kind and loaded.vectors.kind == kind
+    rows = [0, len(loaded.chunks) - 1]
+    np.testing.assert_array_equal(loaded.vectors.reconstruct(rows), loaded.vectors.vectors()[rows])
     before = {c.chunk_id: v for c, v in zip(loaded.chunks, loaded.vectors.vectors(), strict=True)}
     (corpus / "trains.txt").write_text(tiny_articles["trains.txt"] + "\n\nOne more paragraph.", encoding="utf-8")
     report = store.build(corpus)
