@@ -79,6 +79,7 @@ GRID = {
     "bm25_focus": [0.0, 0.5, 1.0],
     "article": [0.0, 0.5, 1.0, 1.5],
     "answer_type": [0.0, 0.3, 0.6],
+    "sentence_coverage": [0.0, 0.5, 1.0],
 }
 
 

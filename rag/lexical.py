@@ -54,6 +54,14 @@ class BM25Index:
         values = tf.data * (self.k1 + 1) / (tf.data + norm[tf.row])
         self.saturated = sparse.csr_matrix((values, (tf.row, tf.col)), shape=self.counts.shape)
 
+    def term_presence(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """Binary text x term matrix over this index's vocabulary (unknown terms ignored)."""
+        if not texts:
+            return sparse.csr_matrix((0, len(self.vocab)), dtype=np.float32)
+        counts = self.vectorizer.transform([tokenize(t) for t in texts]).tocsr().astype(np.float32)
+        counts.data[:] = 1.0
+        return counts
+
     def query_terms(self, query: str) -> np.ndarray:
         return np.array(sorted({self.vocab[t] for t in tokenize(query) if t in self.vocab}), dtype=np.int64)
 

@@ -8,10 +8,14 @@ combines them:
 2. *Which paragraph in it*: dense similarity of the paragraph and of its best sentence, global
    BM25, BM25 with term weights computed inside the article (the event's name, repeated all
    over the article, stops counting), and whether the paragraph holds the kind of thing asked
-   for ("how many" → a number, "when" → a date, "who" → a person or organisation).
+   for ("how many" → a number, "when" → a date, "who" → a person or organisation), and how
+   much of the question (its event-naming terms discounted, as in the focus BM25) one single
+   sentence of the paragraph covers: an answer usually sits in one sentence.
 
-Each signal is scaled to [0, 1] among the candidates and summed with weights from ``Settings``
-(chosen on the gold set; see ``evals/`` and the README's comparison table).
+Each signal is scaled to [0, 1] among the candidates (the answer-type and sentence-coverage
+signals are shares in [0, 1] already, comparable across questions, and stay as they are) and
+summed with weights from ``Settings`` (chosen on the gold set; see ``evals/`` and the README's
+comparison table).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from rag.citations import is_instruction
 from rag.embed import SentenceTransformerEmbeddings
@@ -36,7 +41,7 @@ from rag.text import sentence_spans, tokenize
 INTRO_PARAGRAPHS = 2
 #: Weight of a question term inside an article whose opening already contains it.
 INTRO_DISCOUNT = 0.2
-FEATURES = ("dense", "dense_sentence", "bm25", "bm25_focus", "article", "answer_type")
+FEATURES = ("dense", "dense_sentence", "bm25", "bm25_focus", "article", "answer_type", "sentence_coverage")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class RetrievalWeights:
     bm25_focus: float
     article: float
     answer_type: float
+    sentence_coverage: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetrievalWeights:
@@ -87,6 +93,50 @@ def holds_answer_type(text: str, kinds: Sequence[str]) -> float:
     if not kinds:
         return 0.0
     return sum(1.0 for k in kinds if _ANSWER_TYPES[k][1].search(text)) / len(kinds)
+
+
+# --- best-sentence coverage ------------------------------------------------------------
+
+
+def sentence_offsets(paragraphs: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """All sentences of the paragraphs, in order, and where each paragraph's sentences start:
+    the sentences of paragraph ``i`` are ``sentences[offsets[i]:offsets[i + 1]]``."""
+    sentences: list[str] = []
+    offsets = [0]
+    for text in paragraphs:
+        sentences.extend(text[a:b] for a, b in sentence_spans(text))
+        offsets.append(len(sentences))
+    return sentences, np.array(offsets, dtype=np.int64)
+
+
+def best_sentence_coverage(
+    sentence_terms: sparse.csr_matrix,
+    offsets: np.ndarray,
+    rows: np.ndarray,
+    terms: np.ndarray,
+    weights: np.ndarray,
+) -> np.ndarray:
+    """Per paragraph in ``rows``: the largest share of the query's term weight held by a single
+    one of its sentences (1.0: one sentence holds every query term). An answer usually sits in
+    one sentence, so terms scattered over a paragraph count for less than terms found together.
+
+    ``sentence_terms`` is the binary sentence x term matrix, ``offsets`` as from
+    ``sentence_offsets``, ``terms`` the query's term ids and ``weights`` their weights.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.zeros(len(rows), dtype=np.float32)
+    total = float(np.sum(weights))
+    if len(rows) == 0 or len(terms) == 0 or total <= 0:
+        return out
+    starts, ends = offsets[rows], offsets[rows + 1]
+    counts = ends - starts
+    if not counts.any():
+        return out
+    sent = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)])
+    owner = np.repeat(np.arange(len(rows)), counts)
+    cover = np.asarray(sentence_terms[sent][:, terms] @ np.asarray(weights, dtype=np.float32)).ravel() / total
+    np.maximum.at(out, owner, cover.astype(np.float32))
+    return out
 
 
 # --- the searcher ----------------------------------------------------------------------
@@ -138,6 +188,9 @@ class HybridSearcher:
         for row, chunk in enumerate(index.chunks):
             if chunk.kind == "sentence":
                 self.sentence_rows.setdefault((chunk.doc_id, chunk.paragraph), []).append(row)
+        # Which terms each sentence holds, for the best-sentence coverage signal.
+        sentence_texts, self.sentence_offsets = sentence_offsets(paragraphs)
+        self.sentence_terms = self.paragraph_bm25.term_presence(sentence_texts)
         kinds = np.array([c.kind for c in index.chunks])
         self.is_sentence_chunk = kinds == "sentence"
         self._lock = threading.Lock()
@@ -266,6 +319,7 @@ class HybridSearcher:
         cand = np.array(sorted(rows), dtype=np.int64)
 
         focus = np.zeros(len(cand), dtype=np.float32)
+        coverage = np.zeros(len(cand), dtype=np.float32)
         cand_doc = self.paragraph_doc[cand]
         for doc in np.unique(cand_doc):
             mask = cand_doc == doc
@@ -274,6 +328,9 @@ class HybridSearcher:
                     [INTRO_DISCOUNT if t in self.intro_terms[doc] else 1.0 for t in terms.tolist()], dtype=np.float32
                 )
                 focus[mask] = np.asarray(self.paragraph_bm25.saturated[cand[mask]][:, terms] @ weights).ravel()
+                coverage[mask] = best_sentence_coverage(
+                    self.sentence_terms, self.sentence_offsets, cand[mask], terms, weights
+                )
 
         kinds = answer_types(query)
         answer_type = np.array(
@@ -288,6 +345,7 @@ class HybridSearcher:
                 _scale(focus),
                 _scale(doc_score[cand_doc]),
                 answer_type,
+                coverage,
             ],
             axis=1,
         )

@@ -77,12 +77,14 @@ class Settings(BaseSettings):
     max_query_chars: int = Field(2000, ge=10)
     #: Fusion weights of the hybrid searcher's signals (each scaled to [0, 1] per query).
     #: Chosen on the gold set with ``python -m evals.tune``; see the README's comparison table.
-    weight_dense: float = Field(1.5, ge=0)
+    weight_dense: float = Field(0.5, ge=0)
     weight_dense_sentence: float = Field(0.0, ge=0)
-    weight_bm25: float = Field(1.0, ge=0)
-    weight_bm25_focus: float = Field(0.5, ge=0)
+    weight_bm25: float = Field(0.0, ge=0)
+    weight_bm25_focus: float = Field(0.0, ge=0)
     weight_article: float = Field(1.5, ge=0)
     weight_answer_type: float = Field(0.6, ge=0)
+    #: Share of the question's (focus-weighted) terms held by the paragraph's best single sentence.
+    weight_sentence_coverage: float = Field(1.0, ge=0)
 
     # --- answering ---------------------------------------------------------------------------
     answer_mode: AnswerMode = "auto"
@@ -94,13 +96,19 @@ class Settings(BaseSettings):
     sentence_weight_answer_type: float = 0.2
     sentence_weight_rank: float = 0.15
     #: Abstain when retrieval confidence (best sentence similarity and term coverage) is below this.
-    abstain_threshold: float = Field(0.45, ge=0, le=1)
+    abstain_threshold: float = Field(0.4, ge=0, le=1)
+    #: Check that an answer answers (``rag.answerability``): the question's names in the cited
+    #: articles, the kind of thing asked for, something beyond the question's own words.
+    answerability_checks: bool = True
     #: Extractive mode abstains when its best sentence scores below this.
     extractive_min_score: float = 0.3
     #: A second sentence joins the extractive answer when it scores at least this share of the best.
     extractive_second_ratio: float = Field(0.8, ge=0, le=1)
-    #: When none of the LLM's sentences verify, the extractive quote stands in only if its best
-    #: sentence scores at least this (keeps ~89% of answerable gold questions); else abstain.
+    #: When the model says "not in the articles", try the checked extractive answer (below) before
+    #: abstaining: the small local model refuses on ~12% of answerable questions.
+    llm_refusal_fallback: bool = True
+    #: When the model refuses or none of its sentences verify, the extractive quote stands in only
+    #: if its best sentence scores at least this and it passes the answerability checks.
     fallback_min_score: float = 0.7
     #: A claim counts as supported by a paragraph sentence at or above this score.
     support_threshold: float = Field(0.45, ge=0, le=1)

@@ -78,10 +78,18 @@ def test_llm_cross_event_slip_is_caught(seeds_kb: KnowledgeBase) -> None:
     )
 
 
-def test_llm_abstention_is_reported(seeds_kb: KnowledgeBase) -> None:
+def test_llm_abstention_is_reported(seeds_kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(seeds_kb.settings, "llm_refusal_fallback", False)
     pipeline = AnswerPipeline(seeds_kb, chat_model=_fake("NOT IN THE ARTICLES"))
     answer = pipeline.answer("Who chairs the HomeNet South-East Asia Executive Committee?", mode="llm")
     assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.citations == ()
+
+
+def test_llm_abstention_stands_when_no_quote_passes_the_checks(seeds_kb: KnowledgeBase) -> None:
+    # Only the 2024 workshop gives a headcount: no quote about the HomeNet workshop answers.
+    pipeline = AnswerPipeline(seeds_kb, chat_model=_fake("NOT IN THE ARTICLES"))
+    answer = pipeline.answer("How many people attended the HomeNet Southeast Asia workshop in Phnom Penh?", mode="llm")
+    assert answer.abstained and answer.text == ABSTAIN_TEXT
 
 
 def test_retrieval_gate_abstains_without_calling_the_model(seeds_kb: KnowledgeBase) -> None:
@@ -144,3 +152,12 @@ def test_real_local_llm_smoke(seeds_kb: KnowledgeBase) -> None:
         mode="llm",
     )
     _assert_citations_valid(seeds_kb, follow)
+
+
+def test_model_refusal_yields_to_a_checked_extractive_answer(seeds_kb: KnowledgeBase) -> None:
+    """A small model often refuses with the answer in front of it: a strong, checked quote stands."""
+    pipeline = AnswerPipeline(seeds_kb, chat_model=_fake("NOT IN THE ARTICLES"))
+    answer = pipeline.answer("Into how many languages was the AROSP webinar simultaneously translated?", mode="llm")
+    assert not answer.abstained and answer.mode == "extractive"
+    assert "seven languages" in answer.text
+    _assert_citations_valid(seeds_kb, answer)

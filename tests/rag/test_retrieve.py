@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from rag.errors import QueryError
 from rag.knowledge import KnowledgeBase
+from rag.lexical import BM25Index
 from rag.models import Hit
-from rag.retrieve import FEATURES, answer_types, holds_answer_type
+from rag.retrieve import FEATURES, answer_types, best_sentence_coverage, holds_answer_type, sentence_offsets
+from rag.text import sentence_spans
 
 PHASE2_COUNTRIES = ("Cambodia", "Mongolia", "Thailand", "Vietnam")
 
@@ -163,3 +166,56 @@ def test_holds_answer_type() -> None:
     assert holds_answer_type("Held on 5 May 2021 in Cambodia.", ["date", "person"]) == 0.5
     assert holds_answer_type("Opened by Ms. Simel Esim.", ["person"]) == 1.0
     assert holds_answer_type("anything", []) == 0.0
+
+
+# --- best-sentence coverage -------------------------------------------------------------------
+
+
+def test_term_presence_is_binary_and_ignores_unknown_terms() -> None:
+    bm25 = BM25Index(["alpha beta", "gamma"])
+    m = bm25.term_presence(["alpha alpha zeta", ""]).toarray()
+    assert m.shape == (2, len(bm25.vocab))
+    assert m[0, bm25.vocab["alpha"]] == 1.0
+    assert m.sum() == 1.0
+
+
+def test_sentence_offsets() -> None:
+    sentences, offsets = sentence_offsets(["One here. Two there.", "Three.", ""])
+    assert sentences == ["One here.", "Two there.", "Three."]
+    assert offsets.tolist() == [0, 2, 3, 3]
+
+
+def test_best_sentence_coverage_rewards_terms_found_together() -> None:
+    paragraphs = ["Alpha beta. Gamma delta.", "Alpha gamma together.", "Nothing relevant."]
+    bm25 = BM25Index(paragraphs)
+    sentences, offsets = sentence_offsets(paragraphs)
+    sentence_terms = bm25.term_presence(sentences)
+    terms = bm25.query_terms("alpha gamma")
+    weights = np.ones(len(terms), dtype=np.float32)
+    rows = np.arange(len(paragraphs))
+    cover = best_sentence_coverage(sentence_terms, offsets, rows, terms, weights)
+    # Paragraph 0 holds both terms, but in different sentences: half; paragraph 1 holds both in one.
+    assert cover.tolist() == pytest.approx([0.5, 1.0, 0.0])
+    # Weights count: a heavier term found alone covers more.
+    heavy = np.array([3.0 if t == bm25.vocab["alpha"] else 1.0 for t in terms.tolist()], dtype=np.float32)
+    assert best_sentence_coverage(sentence_terms, offsets, rows[:1], terms, heavy)[0] == pytest.approx(0.75)
+    # Any subset of rows, in any order; no terms: zeros.
+    assert best_sentence_coverage(sentence_terms, offsets, np.array([1, 0]), terms, weights).tolist() == [1.0, 0.5]
+    assert not best_sentence_coverage(sentence_terms, offsets, rows, terms[:0], weights[:0]).any()
+
+
+def test_candidates_carry_sentence_coverage(seeds_kb: KnowledgeBase) -> None:
+    """A question made of one sentence's words: that paragraph is fully covered, in [0, 1]."""
+    searcher = seeds_kb.searcher
+    row = next(
+        r
+        for r in range(len(searcher.index.paragraph_keys))
+        if searcher.index.paragraph_keys[r][1] > 2 and len(sentence_spans(searcher.index.paragraph(r)[1].text)) > 1
+    )
+    text = searcher.index.paragraph(row)[1].text
+    a, b = sentence_spans(text)[-1]
+    cands = searcher.candidates(text[a:b])
+    column = cands.features[:, FEATURES.index("sentence_coverage")]
+    assert column[cands.rows.tolist().index(row)] == pytest.approx(1.0)
+    assert float(column.min()) >= 0.0
+    assert float(np.median(column)) < 1.0

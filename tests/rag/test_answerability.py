@@ -1,0 +1,85 @@
+"""The answerability checks: an answer must come from the question's own event, hold the kind
+of thing asked for and say something the question did not."""
+
+from __future__ import annotations
+
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+
+from rag.answer import AnswerPipeline
+from rag.answerability import article_evidence, check_answer, missing_names, novel_terms, question_names
+from rag.knowledge import KnowledgeBase
+
+WORKSHOP = "Workshop in Phnom Penh\n2022-11-11\nThe HomeNet workshop in Phnom Penh met on 2 November."
+FORUM = "Bangkok forum\n2024-06-20\nAround 100 participants attended the Bangkok forum in June 2024."
+
+
+def test_question_names_drop_possessives_and_keep_digits() -> None:
+    assert question_names("What did the ILO's director say at the 2024 Bangkok forum?") == {"ilo", "bangkok", "2024"}
+    # Number words are not names: "the three aims" must not require the word "three".
+    assert question_names("What were the three aims?") == set()
+
+
+def test_names_match_other_spellings() -> None:
+    assert missing_names({"southeast", "korean"}, "HomeNet South-East Asia and the Republic of Korea") == []
+    assert missing_names({"homenet"}, "The Bangkok forum") == ["homenet"]
+
+
+def test_answer_from_another_events_article_is_refused() -> None:
+    question = "How many people attended the HomeNet workshop in Phnom Penh?"
+    result = check_answer(question, "Around 100 participants attended. [1]", [FORUM], [WORKSHOP, FORUM])
+    assert not result.ok and result.reason == "names"
+    # Cited from the event's own article it passes (the numbers are the answer's business).
+    assert check_answer(question, "Around 100 people attended. [1]", [WORKSHOP + " Around 100 attended."], [WORKSHOP]).ok
+
+
+def test_names_spread_over_articles_do_not_decide() -> None:
+    """A question spanning two events: no single article names everything, so no refusal."""
+    question = "Which speaker from the HomeNet workshop also spoke at the Bangkok forum?"
+    assert check_answer(question, "Simel Esim spoke at both. [1]", [FORUM], [WORKSHOP, FORUM]).ok
+
+
+def test_answer_type_is_required() -> None:
+    evidence = [WORKSHOP]
+    assert check_answer("How many people attended the workshop?", "Many people came.", evidence).reason == "answer_type"
+    assert check_answer("When did the HomeNet workshop meet?", "It met on 2 November.", evidence).ok
+    assert check_answer("When did the HomeNet workshop meet?", "It met in the capital.", evidence).reason == "answer_type"
+    assert check_answer("Who opened the HomeNet workshop?", "The session was opened warmly.", evidence).reason == "answer_type"
+    assert check_answer("Who opened the HomeNet workshop?", "Simel Esim opened it.", evidence).ok
+    # A number the question already states is no answer to "how many".
+    assert check_answer("How many of the 12 members voted?", "The 12 members met.", evidence).reason == "answer_type"
+
+
+def test_an_answer_repeating_the_question_is_refused() -> None:
+    question = "Which seven languages was the webinar interpreted into?"
+    assert not novel_terms(question, "The webinar was interpreted into seven languages.")
+    assert check_answer(question, "The webinar was interpreted into seven languages. [1]", ["A webinar."]).reason == "novelty"
+    assert check_answer(question, "Korean and Thai, among others. [1]", ["A webinar."]).ok
+
+
+def test_article_evidence_spells_out_the_date() -> None:
+    text = article_evidence("Title", "2022-04-01", ["One.", "Two."])
+    assert "1 April 2022" in text and "2022-04-01" in text and "Two." in text
+    assert article_evidence("Title", "not a date", []).startswith("Title")
+
+
+def test_extractive_abstains_on_another_events_detail(seeds_kb: KnowledgeBase) -> None:
+    """The HomeNet articles never give attendance; the 2024 workshop's headcount is no answer."""
+    answer = seeds_kb.answer("How many people attended the HomeNet Southeast Asia workshop in Phnom Penh?", mode="extractive")
+    assert answer.abstained, answer.text
+    answered = seeds_kb.answer("Who funded the 2021 workshop?", mode="extractive")
+    assert not answered.abstained
+
+
+def test_llm_answer_failing_the_checks_abstains(seeds_kb: KnowledgeBase) -> None:
+    question = "Which seven languages was the AROSP webinar interpreted into?"
+    echo = "The AROSP webinar was interpreted into seven languages. [1]"
+    model = GenericFakeChatModel(messages=iter([AIMessage(content=echo), AIMessage(content=echo)]))
+    answer = AnswerPipeline(seeds_kb, chat_model=model).answer(question, mode="llm")
+    assert answer.abstained and answer.mode == "llm"
+    seeds_kb.settings.answerability_checks = False
+    try:
+        unchecked = AnswerPipeline(seeds_kb, chat_model=model).answer(question, mode="llm")
+    finally:
+        seeds_kb.settings.answerability_checks = True
+    assert not unchecked.abstained
