@@ -111,7 +111,15 @@ _DATES = re.compile(
 
 
 _HOW_MANY = re.compile(r"\bhow many\s+([\w-]+)(?:\s+([\w-]+))?", re.I)
-_PEOPLE = frozenset(stem(w) for w in ["people", "persons", "individuals", "participants", "attendees", "delegates", "representatives", "speakers", "practitioners", "experts", "workers", "researchers", "officials", "staff", "women", "men", "leaders", "stakeholders", "students", "farmers", "volunteers", "guests", "organisers", "organizers"])
+_PEOPLE = frozenset(
+    stem(w)
+    for w in [
+        "people", "persons", "individuals", "participants", "attendees", "delegates", "representatives",
+        "speakers", "practitioners", "experts", "workers", "researchers", "officials", "staff",
+        "women", "men", "leaders", "stakeholders", "students", "farmers", "volunteers", "guests",
+        "organisers", "organizers",
+    ]
+)
 _COUNT_WORD = re.compile(r"\d[\d,.]*|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
                          r"twenty|thirty|forty|fifty|hundred|hundreds|thousand|thousands|million|dozen|dozens)", re.I)
 _PHRASE_END = re.compile(r"[,;:.()!?]|\b(?:and|or|from|of|in|at|to|with|for|who|that|which|on|by)\b", re.I)

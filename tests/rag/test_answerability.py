@@ -83,3 +83,26 @@ def test_llm_answer_failing_the_checks_abstains(seeds_kb: KnowledgeBase) -> None
     finally:
         seeds_kb.settings.answerability_checks = True
     assert not unchecked.abstained
+
+
+def test_how_many_needs_a_number_that_counts_the_thing() -> None:
+    from rag.answerability import _counts_the_thing
+
+    question = "How many people attended the workshop?"
+    assert not _counts_the_thing(question, "Leaders from six member countries took part.")
+    assert _counts_the_thing(question, "It brought together over 120 social protection practitioners.")
+    assert _counts_the_thing("How many days did the orientation last?", "The ILO organized a two-day orientation.")
+    assert _counts_the_thing("How many national researchers attended?", "Two national researchers attended.")
+    # Dates and years are numbers, but never a count.
+    assert check_answer(question, "It took place on 2nd November 2022.", [WORKSHOP]).reason == "answer_type"
+
+
+def test_multi_word_names_must_occur_together() -> None:
+    from rag.answerability import question_phrases
+
+    question = "In what year was the Asian Solidarity Economy Council founded?"
+    assert question_phrases(question) == {"asian solidarity economy council"}
+    council = "Asian Solidarity Economy Council\n2022-04-01\nThe Asian Solidarity Economy Council spoke."
+    scattered = "A workshop\n2021-03-31\nAsian economies, solidarity, a council. It met in 2021."
+    result = check_answer(question, "It met in 2021. [1]", [scattered], [council, scattered])
+    assert not result.ok and result.reason == "names"
