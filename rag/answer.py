@@ -35,7 +35,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from rag.answerability import Answerability, article_evidence, check_answer
+from rag.answerability import Answerability, article_evidence, check_answer, without_dates
 from rag.citations import SentenceRef, SupportChecker, split_claims, split_sentences
 from rag.errors import ModelNotInstalledError, QueryError
 from rag.models import Answer, Citation, Hit
@@ -188,7 +188,11 @@ class AnswerPipeline:
             [_weighted_overlap(weights[hits[s.hit].doc_id], set(tokenize(s.text))) for s in sentences],
             dtype=np.float32,
         )
-        answer_type = np.array([holds_answer_type(s.text, kinds) for s in sentences], dtype=np.float32)
+        # Dates and years hold digits but never the count a "how many" question asks for.
+        answer_type = np.array(
+            [holds_answer_type(without_dates(s.text) if "number" in kinds else s.text, kinds) for s in sentences],
+            dtype=np.float32,
+        )
         s = self.settings
         return (
             s.sentence_weight_cosine * cosine
@@ -222,7 +226,8 @@ class AnswerPipeline:
             return self._abstain(prepared, "extractive")
         # The best sentence, unless it fails the answerability checks (another event's article,
         # no number for "how many"): then a nearly-as-good one that passes, else abstain.
-        contenders = [i for i in order[:3] if prepared.sentence_scores[i] >= self.settings.extractive_second_ratio * top]
+        ratio = self.settings.extractive_contender_ratio
+        contenders = [i for i in order[:5] if prepared.sentence_scores[i] >= ratio * top]
         answer = None
         for best in contenders:
             answer = self._extractive_from(prepared, best, order)

@@ -110,6 +110,11 @@ _DATES = re.compile(
 )
 
 
+def without_dates(text: str) -> str:
+    """``text`` with its dates, years and ordinals blanked out (what is left may be a count)."""
+    return _DATES.sub(" ; ", text)
+
+
 _HOW_MANY = re.compile(r"\bhow many\s+([\w-]+)(?:\s+([\w-]+))?", re.I)
 _PEOPLE = frozenset(
     stem(w)

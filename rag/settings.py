@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     answerability_checks: bool = True
     #: Extractive mode abstains when its best sentence scores below this.
     extractive_min_score: float = 0.3
+    #: When the best sentence fails the answerability checks, the next ones (of the top five)
+    #: scoring at least this share of the best are tried before abstaining.
+    extractive_contender_ratio: float = Field(0.6, ge=0, le=1)
     #: A second sentence joins the extractive answer when it scores at least this share of the best.
     extractive_second_ratio: float = Field(0.8, ge=0, le=1)
     #: When the model says "not in the articles", try the checked extractive answer (below) before
