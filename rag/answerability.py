@@ -8,8 +8,10 @@ high scores. The failure then shows in the answer itself, which these checks rea
 - **names**: the question's proper names and numbers ("HomeNet", "2024") must occur in the
   articles the answer cites. An answer built from another event's article is the typical slip
   (the attendance of the 2024 workshop offered for the 2022 one).
-- **answer type**: a "how many" question needs a number the question did not already state, a
-  "when" question a date, a "who"/"where" question a name that is not in the question.
+- **answer type**: a "how many N" question needs a number, not a date and not one the question
+  already states, that counts N ("six member countries" does not answer "how many people"); a
+  "how much money" question a sum; a "when" question a date; a "who" question a name the
+  question does not already give.
 - **novelty**: the answer must say something the question did not ("The webinar was
   interpreted into seven languages." does not answer "Which seven languages…?").
 
@@ -34,13 +36,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rag.citations import MARKER, numbers_in, proper_names
+from rag.citations import _COMMON_CAPITALISED, MARKER, numbers_in, proper_names
 from rag.retrieve import _ANSWER_TYPES
 from rag.text import normalize, stem, tokenize
 
 #: What a question asks for, read strictly from its opening words: a soft retrieval signal may
 #: guess from "whose" in mid-question, a check that can make the system abstain may not.
 _ASKS = {
+    "amount": re.compile(
+        r"^\W*(?:and\s+|so\s+)?how much (?:money|funding|did\b.*\b(?:cost|pay|contribute|provide|spend|fund|donate|raise|give|grant))\b"
+        r"|^\W*what (?:is|was|were|are) the (?:budget|cost|price|amount of (?:money|funding))\b",
+        re.I,
+    ),
     "number": re.compile(
         r"^\W*(?:and\s+|so\s+)?how (?:many|much|long|old)\b"
         r"|^\W*what (?:is|was|were|are) the (?:budget|cost|price|amount|number|total|population|percentage|size)\b",
@@ -110,6 +117,24 @@ _DATES = re.compile(
 )
 
 
+#: A sum of money: a currency sign or code, a currency word, or a scale word after a number.
+_AMOUNT = re.compile(
+    r"[$€£¥₹₩]|\b(?:USD|EUR|GBP|JPY|KRW|CHF|AUD|CAD|INR|dollars?|euros?|pounds?|yen|won|francs?|rupees?|pesos?)\b"
+    r"|\d\s*(?:million|billion|thousand|m|bn|k)\b",
+    re.I,
+)
+
+
+def _answer_names(answer: str) -> set[str]:
+    """Proper names of an answer, its opening word included when it is clearly a name
+    ("Vic Van Vuuren gave…", "KoSEA …"), not just a capitalised first word ("Two speakers…")."""
+    names = proper_names(answer)
+    opening = re.match(r"\W*([A-Z][\w’'-]*[A-Za-z])(?=\s+[A-Z])|\W*([A-Z][A-Z0-9]+|[A-Z][a-z]+[A-Z]\w*)\b", answer)
+    if opening and normalize(opening.group(1) or opening.group(2)) not in _COMMON_CAPITALISED:
+        names.add(normalize(opening.group(1) or opening.group(2)))
+    return names
+
+
 def without_dates(text: str) -> str:
     """``text`` with its dates, years and ordinals blanked out (what is left may be a count)."""
     return _DATES.sub(" ; ", text)
@@ -127,6 +152,12 @@ _PEOPLE = frozenset(
 )
 _COUNT_WORD = re.compile(r"\d[\d,.]*|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
                          r"twenty|thirty|forty|fifty|hundred|hundreds|thousand|thousands|million|dozen|dozens)", re.I)
+#: What follows a count that stands alone ("100 took part", "120 of them", "310 in all").
+_BARE_COUNT = re.compile(
+    r"\s+(?:(?:people\s+)?(?:took part|attended|joined|participated|came|registered|were|are|was|is|have|had)\b"
+    r"|of (?:them|whom|us|these|those)\b|in (?:all|total)\b)",
+    re.I,
+)
 _PHRASE_END = re.compile(r"[,;:.()!?]|\b(?:and|or|from|of|in|at|to|with|for|who|that|which|on|by)\b", re.I)
 
 
@@ -152,6 +183,8 @@ def _counts_the_thing(question: str, answer: str) -> bool:
             rest = text[number.end() : number.end() + 80]
             cut = _PHRASE_END.search(rest)
             words = re.findall(r"[A-Za-z’']+", rest[: cut.start()] if cut else rest)[:3]
+        if not head and re.match(_BARE_COUNT, text[number.end() :]):
+            return True  # "around 100 took part": the count stands alone, its subject is the question's
         counted = {stem(w.lower()) for w in ([head] if number.group(2) else words)}
         if counted & wanted or (people and counted & _PEOPLE):
             return True
@@ -162,12 +195,18 @@ def _answer_type_present(question: str, answer: str) -> list[str]:
     """The answer types the question asks for that the answer lacks (beyond the question's own words)."""
     lacking = []
     for kind in (k for k, asks in _ASKS.items() if asks.search(question)):
-        if kind == "number":
+        if kind == "amount":
+            ok = bool(_AMOUNT.search(answer))
+        elif kind == "number":
             ok = bool(numbers_in(_DATES.sub(" ", answer)) - numbers_in(question)) and _counts_the_thing(question, answer)
         elif kind == "date":
             ok = bool(_ANSWER_TYPES["date"][1].search(answer)) or bool(numbers_in(answer) - numbers_in(question))
-        else:  # a name the question does not already give
-            ok = bool(proper_names(" " + answer) - proper_names(question))
+        else:  # a name the question does not already give ("Indonesia" is given by "Indonesian")
+            given = proper_names(question)
+            ok = any(
+                not any((name[:5] == g[:5] and min(len(name), len(g)) >= 5) or name == g for g in given)
+                for name in _answer_names(answer)
+            )
         if not ok:
             lacking.append(kind)
     return lacking

@@ -106,3 +106,32 @@ def test_multi_word_names_must_occur_together() -> None:
     scattered = "A workshop\n2021-03-31\nAsian economies, solidarity, a council. It met in 2021."
     result = check_answer(question, "It met in 2021. [1]", [scattered], [council, scattered])
     assert not result.ok and result.reason == "names"
+
+
+def test_how_much_money_needs_a_sum() -> None:
+    question = "How much money did the Korean Ministry provide for the project?"
+    evidence = ["The Korean Ministry funded a three-day workshop on the project."]
+    assert check_answer(question, "It funded a three-day workshop. [1]", evidence).reason == "answer_type"
+    assert check_answer(question, "It provided USD 2 million. [1]", evidence).ok
+    assert check_answer("What is the budget of the plan?", "The plan spans seven years.", ["plan"]).reason == "answer_type"
+    # "How much" about anything else is a plain quantity.
+    assert check_answer("How much rice did the cooperative sell?", "It sold 40 tonnes.", ["rice"]).ok
+
+
+def test_who_needs_a_name_the_question_does_not_give() -> None:
+    from rag.answerability import _answer_names
+
+    assert _answer_names("Vic Van Vuuren opened it.") >= {"vic", "van", "vuuren"}
+    assert _answer_names("Two speakers from Indonesia spoke.") == {"indonesia"}
+    assert "the" not in _answer_names("The ILO did.")
+    question = "Who were the two Indonesian speakers?"
+    assert check_answer(question, "Two speakers from Indonesia shared experience.", ["x"]).reason == "answer_type"
+    assert check_answer(question, "Sri Wahyuni and Budi Santoso. [1]", ["x"]).ok
+
+
+def test_module_docstring_examples_run() -> None:
+    import doctest
+
+    import rag.answerability
+
+    assert doctest.testmod(rag.answerability).failed == 0
