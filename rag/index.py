@@ -318,7 +318,9 @@ class IndexStore:
                 try:
                     article = parse_file(f.path, f.doc_id, max_bytes=self.settings.max_file_bytes)
                 except CorpusError as exc:
-                    skipped[f.doc_id] = {"sha256": f.sha256, "reason": str(exc)}
+                    # The report names the file itself: keep only the reason.
+                    reason = str(exc).removeprefix(f"{f.doc_id}: ")
+                    skipped[f.doc_id] = {"sha256": f.sha256, "reason": reason}
                     continue
                 seen_hashes[f.sha256] = f.doc_id
                 articles.append(article)

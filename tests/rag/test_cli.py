@@ -129,7 +129,7 @@ def test_non_utf8_file_is_skipped_and_named(
     assert code == EXIT_PARTIAL == 1
     assert "indexed 3 files" in out
     assert "Traceback" not in out + err
-    assert "skipped latin1.txt: latin1.txt: not valid UTF-8" in err
+    assert "skipped latin1.txt: not valid UTF-8" in err and "latin1.txt: latin1.txt" not in err
     # The good files are searchable.
     code, out, _ = run_main(capsys, "search", "sleeper train", "-k", "1", "--json", "--corpus", str(corpus),
                             "--index", index)
