@@ -54,10 +54,10 @@ if TYPE_CHECKING:
     from rag.knowledge import KnowledgeBase
 
 History = Sequence[dict[str, Any]] | None
+AnswerEvent = str | Answer
 
 #: Hits whose articles the answerability checks consider as the question's possible subject.
 ANSWERABILITY_SEARCH_K = 10
-AnswerEvent = str | Answer
 
 # The model's ways of saying the articles do not answer.
 _MODEL_ABSTAINS = re.compile(
@@ -81,6 +81,10 @@ class Prepared:
     sentence_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     sentence_cosine: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     confidence: float = 0.0
+    #: Filled on first use by the answerability checks, then shared by every candidate answer:
+    #: doc_id → the article as evidence text, and the articles that may be the question's subject.
+    evidence: dict[str, str] = field(default_factory=dict)
+    subject_doc_ids: list[str] | None = None
 
 
 def validate_history(history: History) -> list[dict[str, str]]:
@@ -276,21 +280,25 @@ class AnswerPipeline:
             parts.append(f"{_one_line(quote)} [{citation.n}]")
         return self._answer(prepared, "extractive", " ".join(parts), citations)
 
-    def _evidence(self, doc_id: str) -> str:
-        article = self.kb.article(doc_id)
-        if article is None:
-            return ""
-        return article_evidence(article.title, article.date, [p.text for p in article.paragraphs])
+    def _evidence(self, prepared: Prepared, doc_id: str) -> str:
+        text = prepared.evidence.get(doc_id)
+        if text is None:
+            article = self.kb.article(doc_id)
+            text = "" if article is None else article_evidence(article.title, article.date, [p.text for p in article.paragraphs])
+            prepared.evidence[doc_id] = text
+        return text
 
     def _check(self, prepared: Prepared, answer: Answer) -> Answerability:
         """The answerability checks on a candidate answer (``rag.answerability``)."""
         if not self.settings.answerability_checks or answer.abstained:
             return Answerability(True)
-        cited = [self._evidence(d) for d in dict.fromkeys(c.doc_id for c in answer.citations)]
-        # A wider net than the answer's context: the article that names the question's event
-        # may rank below the ones the answer was built from.
-        wider = self.kb.search(prepared.standalone, max(len(prepared.hits), ANSWERABILITY_SEARCH_K))
-        retrieved = [self._evidence(d) for d in dict.fromkeys(h.doc_id for h in [*prepared.hits, *wider])]
+        if prepared.subject_doc_ids is None:
+            # A wider net than the answer's context: the article that names the question's event
+            # may rank below the ones the answer was built from.
+            wider = self.kb.search(prepared.standalone, max(len(prepared.hits), ANSWERABILITY_SEARCH_K))
+            prepared.subject_doc_ids = list(dict.fromkeys(h.doc_id for h in [*prepared.hits, *wider]))
+        cited = [self._evidence(prepared, d) for d in dict.fromkeys(c.doc_id for c in answer.citations)]
+        retrieved = [self._evidence(prepared, d) for d in prepared.subject_doc_ids]
         return check_answer(prepared.standalone, answer.text, cited, retrieved)
 
     # --- llm ------------------------------------------------------------------------
@@ -402,8 +410,8 @@ class AnswerPipeline:
     def _fallback(self, prepared: Prepared, started: float) -> Answer:
         """The model said "not in the articles", or none of its sentences verified.
 
-        A small model refuses often when the answer is in front of it (a fifth of answerable
-        gold questions), so its refusal is a hint, not a verdict: when the best sentence scores
+        A small model refuses often when the answer is in front of it (about one answerable gold
+        question in eight), so its refusal is a hint, not a verdict: when the best sentence scores
         high and the extractive answer passes the answerability checks, that cited quote is the
         answer; otherwise abstain.
         """

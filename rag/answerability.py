@@ -35,9 +35,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date as Date
 
 from rag.citations import _COMMON_CAPITALISED, MARKER, numbers_in, proper_names
-from rag.retrieve import _ANSWER_TYPES
+from rag.retrieve import _ANSWER_TYPES, _MONTHS
 from rag.text import normalize, stem, tokenize
 
 #: What a question asks for, read strictly from its opening words: a soft retrieval signal may
@@ -57,10 +58,12 @@ _ASKS = {
     "person": re.compile(r"^\W*(?:and\s+|so\s+)?who(?:m)?\b", re.I),
 }
 
-#: Words that make a question but carry no content an answer must add to.
+#: Words that make a question but carry no content an answer must add to (as written and as
+#: ``tokenize`` stems them).
 _QUESTION_WORDS = frozenset(
     ["according", "article", "articles", "say", "said", "says", "tell", "told", "mention", "mentioned", "describe", "described", "name", "named", "list", "give", "given", "kind", "type", "sort", "one", "ones"]
 )
+_QUESTION_TOKENS = _QUESTION_WORDS | {stem(w) for w in _QUESTION_WORDS}
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def missing_names(names: set[str], evidence_text: str) -> list[str]:
     return sorted(name for name in names if not found(name))
 
 
-_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
+_MONTH = rf"(?:{_MONTHS}|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
 #: Dates, years and ordinals: numbers, but never the count a "how many" question asks for.
 _DATES = re.compile(
     rf"\b\d{{1,2}}(?:st|nd|rd|th)?(?:\s*[-–]\s*\d{{1,2}}(?:st|nd|rd|th)?)?\s+(?:of\s+)?{_MONTH}"
@@ -175,17 +178,17 @@ def _counts_the_thing(question: str, answer: str) -> bool:
         return True
     wanted = {stem(w.lower()) for w in match.groups() if w}
     people = bool(wanted & _PEOPLE)
-    text = _DATES.sub(" ; ", answer)
+    text = without_dates(answer)
     for number in re.finditer(r"(?<![\w-])(" + _COUNT_WORD.pattern + r")(?:-([A-Za-z]+))?\b", text, re.I):
-        head = number.group(2) or ""  # "two-day", "seven-year"
-        words: list[str] = []
-        if not head:
+        if number.group(2):  # "two-day", "seven-year"
+            words = [number.group(2)]
+        elif _BARE_COUNT.match(text, number.end()):
+            return True  # "around 100 took part": the count stands alone, its subject is the question's
+        else:
             rest = text[number.end() : number.end() + 80]
             cut = _PHRASE_END.search(rest)
             words = re.findall(r"[A-Za-z’']+", rest[: cut.start()] if cut else rest)[:3]
-        if not head and re.match(_BARE_COUNT, text[number.end() :]):
-            return True  # "around 100 took part": the count stands alone, its subject is the question's
-        counted = {stem(w.lower()) for w in ([head] if number.group(2) else words)}
+        counted = {stem(w.lower()) for w in words}
         if counted & wanted or (people and counted & _PEOPLE):
             return True
     return False
@@ -198,7 +201,7 @@ def _answer_type_present(question: str, answer: str) -> list[str]:
         if kind == "amount":
             ok = bool(_AMOUNT.search(answer))
         elif kind == "number":
-            ok = bool(numbers_in(_DATES.sub(" ", answer)) - numbers_in(question)) and _counts_the_thing(question, answer)
+            ok = bool(numbers_in(without_dates(answer)) - numbers_in(question)) and _counts_the_thing(question, answer)
         elif kind == "date":
             ok = bool(_ANSWER_TYPES["date"][1].search(answer)) or bool(numbers_in(answer) - numbers_in(question))
         else:  # a name the question does not already give ("Indonesia" is given by "Indonesian")
@@ -212,13 +215,9 @@ def _answer_type_present(question: str, answer: str) -> list[str]:
     return lacking
 
 
-def _content(text: str) -> set[str]:
-    return {t for t in tokenize(text) if t not in _QUESTION_WORDS}
-
-
 def novel_terms(question: str, answer: str) -> set[str]:
     """Content words (stemmed) of the answer that the question does not contain."""
-    return _content(answer) - _content(question) - {stem(w) for w in _QUESTION_WORDS}
+    return set(tokenize(answer)) - set(tokenize(question)) - _QUESTION_TOKENS
 
 
 def check_answer(
@@ -257,10 +256,8 @@ def article_evidence(title: str, date: str | None, paragraphs: Sequence[str]) ->
     spelled = ""
     if date:
         try:
-            from datetime import date as _date
-
-            d = _date.fromisoformat(date)
+            d = Date.fromisoformat(date)
             spelled = f"{d.day} {d:%B} {d.year}"
         except ValueError:
-            spelled = ""
+            pass
     return "\n".join([title, date or "", spelled, *paragraphs])

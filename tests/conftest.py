@@ -111,6 +111,12 @@ def write_corpus(folder: Path, articles: Mapping[str, str | bytes]) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def corpus_writer() -> Callable[[Path, Mapping[str, str | bytes]], Path]:
+    """``write_corpus`` for fixtures of any scope (module-scoped corpora included)."""
+    return write_corpus
+
+
 @pytest.fixture
 def tiny_corpus(tmp_path: Path) -> TinyCorpus:
     """Factory: ``tiny_corpus()`` writes ``TINY_ARTICLES``; ``tiny_corpus({"a.txt": "..."}, name=...)``

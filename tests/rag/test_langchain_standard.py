@@ -56,7 +56,9 @@ class TestParagraphRetrieverStandard(RetrieversIntegrationTests):
         return "Which countries were in phase 2?"
 
 
-class TestSentenceTransformerEmbeddingsUnit(EmbeddingsUnitTests):
+class _ProjectEmbeddings:
+    """What both standard embeddings suites construct."""
+
     @property
     def embeddings_class(self) -> type[SentenceTransformerEmbeddings]:
         return SentenceTransformerEmbeddings
@@ -65,6 +67,8 @@ class TestSentenceTransformerEmbeddingsUnit(EmbeddingsUnitTests):
     def embedding_model_params(self) -> dict[str, Any]:
         return {"batch_size": 16}
 
+
+class TestSentenceTransformerEmbeddingsUnit(_ProjectEmbeddings, EmbeddingsUnitTests):
     @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
         return (
@@ -74,14 +78,8 @@ class TestSentenceTransformerEmbeddingsUnit(EmbeddingsUnitTests):
         )
 
 
-class TestSentenceTransformerEmbeddingsIntegration(EmbeddingsIntegrationTests):
-    @property
-    def embeddings_class(self) -> type[SentenceTransformerEmbeddings]:
-        return SentenceTransformerEmbeddings
-
-    @property
-    def embedding_model_params(self) -> dict[str, Any]:
-        return {"batch_size": 16}
+class TestSentenceTransformerEmbeddingsIntegration(_ProjectEmbeddings, EmbeddingsIntegrationTests):
+    pass
 
 
 # --- project-specific checks of the same classes ------------------------------------------------

@@ -160,7 +160,7 @@ def assert_question_path(kb: KnowledgeBase, question: object, pipeline: AnswerPi
 
 
 @pytest.fixture(scope="module")
-def messy_corpus(tmp_path_factory: pytest.TempPathFactory, tiny_articles: dict[str, str]) -> Path:
+def messy_corpus(tmp_path_factory: pytest.TempPathFactory, tiny_articles: dict[str, str], corpus_writer) -> Path:
     corpus = tmp_path_factory.mktemp("messy") / "corpus"
     files: dict[str, str | bytes] = dict(tiny_articles)
     files.update(BAD_FILES)
@@ -168,14 +168,7 @@ def messy_corpus(tmp_path_factory: pytest.TempPathFactory, tiny_articles: dict[s
     files["injected.txt"] = INJECTED_ARTICLE
     files["ferry.md"] = CRLF_BOM_ARTICLE.encode("utf-8")  # bytes: keep the CRLF as written
     files["sub/deeper/cocoa union.txt"] = NESTED_ARTICLE
-    for name, content in files.items():
-        path = corpus / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_bytes(content.encode("utf-8"))
-    return corpus
+    return corpus_writer(corpus, files)
 
 
 @pytest.fixture(scope="module")
@@ -384,12 +377,9 @@ def test_huge_paragraph_answer_quotes_the_fact(huge_kb: KnowledgeBase) -> None:
 
 
 def test_files_added_and_deleted_between_builds(
-    tmp_path: Path, tiny_articles: dict[str, str], embedder: SentenceTransformerEmbeddings
+    tmp_path: Path, tiny_corpus, tiny_articles: dict[str, str], embedder: SentenceTransformerEmbeddings
 ) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for name, text in tiny_articles.items():
-        (corpus / name).write_text(text, encoding="utf-8")
+    corpus = tiny_corpus()
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
     kb = KnowledgeBase(corpus, tmp_path / "index", settings=settings, embedder=embedder).ensure_ready()
     apples_q = "How many tonnes of apples did the orchard cooperative harvest?"

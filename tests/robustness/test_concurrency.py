@@ -92,13 +92,8 @@ class Outcome:
     error: BaseException | None = None
 
 
-def test_index_update_while_answering(
-    tmp_path: Path, tiny_articles: dict[str, str], embedder: SentenceTransformerEmbeddings
-) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for name, text in tiny_articles.items():
-        (corpus / name).write_text(text, encoding="utf-8")
+def test_index_update_while_answering(tmp_path: Path, tiny_corpus, embedder: SentenceTransformerEmbeddings) -> None:
+    corpus = tiny_corpus()
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", answer_mode="extractive")
     kb = KnowledgeBase(corpus, tmp_path / "index", settings=settings, embedder=embedder).ensure_ready()
     before = [comparable(kb.answer(q)) for q in TINY_QUESTIONS]
