@@ -161,7 +161,7 @@ SEED_QUESTIONS = [
 
 def seed_questions(articles: list[Any], n: int, seed: int = 7) -> list[str]:
     """Hand-written questions plus questions made from the seeds' own sentences."""
-    from rag.text import sentences
+    from rag.sentences import sentences
 
     rng = random.Random(seed)
     pool = [s for a in articles for p in a.paragraphs for s in sentences(p.text) if len(s.split()) >= 6]
@@ -218,7 +218,7 @@ def measure_build(corpus: Path, index_dir: Path, settings: Any, embedder: Any, r
 
 
 def measure_search(loaded: Any, embedder: Any, settings: Any, questions: list[str], warmup: int = 5) -> dict[str, Any]:
-    from rag.retrieve import HybridSearcher
+    from rag.searcher import HybridSearcher
 
     t = time.perf_counter()
     searcher = HybridSearcher(loaded, embedder, settings)

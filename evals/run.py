@@ -7,7 +7,7 @@
 Retrievers compared (all scored at paragraph level, see ``evals.metrics``):
 
 - ``hybrid``: the project's search (``kb.search``) on the question as the system sees it:
-  follow-ups are first rewritten with ``rag.rewrite.rewrite_followup`` (what ``kb.answer`` does);
+  follow-ups are first rewritten with ``rag.followup.rewrite_followup`` (what ``kb.answer`` does);
 - ``hybrid_raw``: the same search on the raw question (only when the gold set has follow-ups),
   to separate the rewrite's effect from the fusion's;
 - ``dense`` / ``bm25``: the searcher's single-signal rankings, on the raw question;
@@ -189,7 +189,7 @@ def parse_modes(spec: str | None) -> list[str]:
 
 
 def _retrieval_functions(kb: KnowledgeBase, retrievers: Sequence[str], baseline: LangChainBaseline | None):
-    from rag.rewrite import rewrite_followup
+    from rag.followup import rewrite_followup
 
     def paragraphs(hits) -> tuple[list[M.Unit], list[int]]:
         return [frozenset([(h.doc_id, h.paragraph)]) for h in hits], [len(h.text) for h in hits]
@@ -619,7 +619,7 @@ def render_report(results: dict[str, Any], plots: dict[str, str], baseline_lines
         "of it). Hit@k / recall@k / MRR@10 / nDCG@10 (binary gains, ideal DCG over min(k, #gold paragraphs), "
         "repeated paragraphs in a ranking dropped, keeping the first).",
         "- **Queries.** `hybrid` is the system's own search on the question as the system sees it: follow-ups "
-        "are rewritten first with `rag.rewrite.rewrite_followup` (as `kb.answer` does). `dense`, `bm25` and "
+        "are rewritten first with `rag.followup.rewrite_followup` (as `kb.answer` does). `dense`, `bm25` and "
         "`langchain` get the raw question (a stock pipeline has no rewrite); `hybrid_raw` is the system's search "
         "on the raw question, to separate the rewrite's effect.",
     ]

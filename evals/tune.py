@@ -19,8 +19,8 @@ import numpy as np
 
 from evals.gold import load_gold
 from rag.knowledge import load
-from rag.retrieve import FEATURES
-from rag.rewrite import rewrite_followup
+from rag.searcher import FEATURES
+from rag.followup import rewrite_followup
 
 
 def gold_rows(kb, item) -> set[int]:

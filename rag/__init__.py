@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+from rag.domain import Answer, Article, Chunk, Citation, Hit, Paragraph
 from rag.errors import CorpusError, IndexCorruptError, ModelNotInstalledError, QueryError, RagError
 from rag.knowledge import KnowledgeBase, load
-from rag.models import Answer, Article, Chunk, Citation, Hit, Paragraph
 from rag.settings import Settings, get_settings
 
 __all__ = [

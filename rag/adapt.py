@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.chunk import context_header
+from rag.corpus import read_corpus
+from rag.domain import Article
 from rag.embed import load_sentence_transformer, model_fingerprint
 from rag.errors import CorpusError
-from rag.index import scan_corpus
-from rag.models import Article
-from rag.parse import parse_file
+from rag.sentences import sentence_spans
 from rag.settings import Settings
-from rag.text import sentence_spans
 
 
 @dataclass(frozen=True)
@@ -72,14 +71,10 @@ def adapt_embedder(
     import torch
 
     config = config or AdaptConfig()
-    files = scan_corpus(corpus_dir, settings)
-    articles = []
-    for f in files:
-        try:
-            articles.append(parse_file(f.path, f.doc_id, max_bytes=settings.max_file_bytes))
-        except CorpusError as exc:
-            log(f"skipped {f.doc_id}: {exc}")
-    pairs = cloze_pairs(articles)
+    corpus = read_corpus(corpus_dir, settings)
+    for doc_id, skip in corpus.skipped.items():
+        log(f"skipped {doc_id}: {skip['reason']}")
+    pairs = cloze_pairs(corpus.articles)
     if len(pairs) < config.batch_size:
         raise CorpusError(f"too little text to adapt on ({len(pairs)} training pairs; need {config.batch_size})")
     rng = random.Random(config.seed)
@@ -129,7 +124,7 @@ def adapt_embedder(
         "method": "inverse cloze task, multiple-negatives ranking loss",
         "base_model": settings.embedding_model,
         "base_fingerprint": model_fingerprint(settings.embedding_model),
-        "corpus": {f.doc_id: f.sha256 for f in files},
+        "corpus": corpus.hashes(),
         "pairs": len(pairs),
         "config": config.__dict__,
         "final_loss": last_loss,

@@ -37,33 +37,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date as Date
 
-from rag.citations import _COMMON_CAPITALISED, MARKER, numbers_in, proper_names
-from rag.retrieve import _ANSWER_TYPES, _MONTHS
-from rag.text import normalize, stem, tokenize
-
-#: What a question asks for, read strictly from its opening words: a soft retrieval signal may
-#: guess from "whose" in mid-question, a check that can make the system abstain may not.
-_ASKS = {
-    "amount": re.compile(
-        r"^\W*(?:and\s+|so\s+)?how much (?:money|funding|did\b.*\b(?:cost|pay|contribute|provide|spend|fund|donate|raise|give|grant))\b"
-        r"|^\W*what (?:is|was|were|are) the (?:budget|cost|price|amount of (?:money|funding))\b",
-        re.I,
-    ),
-    "number": re.compile(
-        r"^\W*(?:and\s+|so\s+)?how (?:many|much|long|old)\b"
-        r"|^\W*what (?:is|was|were|are) the (?:budget|cost|price|amount|number|total|population|percentage|size)\b",
-        re.I,
-    ),
-    "date": re.compile(r"^\W*(?:and\s+|so\s+)?(?:when\b|(?:on |in )?(?:what|which) (?:date|day|year|month)\b)", re.I),
-    "person": re.compile(r"^\W*(?:and\s+|so\s+)?who(?:m)?\b", re.I),
-}
-
-#: Words that make a question but carry no content an answer must add to (as written and as
-#: ``tokenize`` stems them).
-_QUESTION_WORDS = frozenset(
-    ["according", "article", "articles", "say", "said", "says", "tell", "told", "mention", "mentioned", "describe", "described", "name", "named", "list", "give", "given", "kind", "type", "sort", "one", "ones"]
+from rag.domain import CITATION_MARKER
+from rag.lexicon import (
+    AMOUNT,
+    COMMON_CAPITALISED,
+    COUNT_PATTERN,
+    HOLDS_DATE,
+    PEOPLE_STEMS,
+    QUESTION_TOKENS,
+    normalize,
+    numbers_in,
+    proper_names,
+    stem,
+    tokenize,
+    without_dates,
 )
-_QUESTION_TOKENS = _QUESTION_WORDS | {stem(w) for w in _QUESTION_WORDS}
+from rag.question import Question, analyze_question
 
 
 @dataclass(frozen=True)
@@ -81,20 +70,6 @@ def _name_forms(name: str) -> set[str]:
     return {f for f in forms if f}
 
 
-def question_names(question: str) -> set[str]:
-    """The question's proper names (possessives dropped) and the numbers it writes in digits."""
-    names = {re.sub(r"[’']s$", "", n) for n in proper_names(question)}
-    return {n for n in names if n} | set(re.findall(r"\b\d[\d,]*\b", question))
-
-
-_NAME_PHRASE = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][\w’'-]*(?:\s+(?:of\s+|for\s+|and\s+)?[A-Z][\w’'-]*)+")
-
-
-def question_phrases(question: str) -> set[str]:
-    """Multi-word names ("Asian Solidarity Economy Council"): their words must occur together."""
-    return {normalize(re.sub(r"[’']s\b", "", m.group())) for m in _NAME_PHRASE.finditer(question)}
-
-
 def missing_names(names: set[str], evidence_text: str) -> list[str]:
     """The names that ``evidence_text`` does not contain (in some spelling)."""
     known = normalize(evidence_text)
@@ -110,61 +85,28 @@ def missing_names(names: set[str], evidence_text: str) -> list[str]:
     return sorted(name for name in names if not found(name))
 
 
-_MONTH = rf"(?:{_MONTHS}|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
-#: Dates, years and ordinals: numbers, but never the count a "how many" question asks for.
-_DATES = re.compile(
-    rf"\b\d{{1,2}}(?:st|nd|rd|th)?(?:\s*[-–]\s*\d{{1,2}}(?:st|nd|rd|th)?)?\s+(?:of\s+)?{_MONTH}"
-    rf"|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?\b(?:\s*(?:[-–]|and)\s*\d{{1,2}}(?:st|nd|rd|th)?\b)?"
-    r"|\b(?:19|20)\d\d\b|\b\d+(?:st|nd|rd|th)\b",
-    re.I,
-)
-
-
-#: A sum of money: a currency sign or code, a currency word, or a scale word after a number.
-_AMOUNT = re.compile(
-    r"[$€£¥₹₩]|\b(?:USD|EUR|GBP|JPY|KRW|CHF|AUD|CAD|INR|dollars?|euros?|pounds?|yen|won|francs?|rupees?|pesos?)\b"
-    r"|\d\s*(?:million|billion|thousand|m|bn|k)\b",
-    re.I,
-)
-
-
 def _answer_names(answer: str) -> set[str]:
     """Proper names of an answer, its opening word included when it is clearly a name
     ("Vic Van Vuuren gave…", "KoSEA …"), not just a capitalised first word ("Two speakers…")."""
     names = proper_names(answer)
     opening = re.match(r"\W*([A-Z][\w’'-]*[A-Za-z])(?=\s+[A-Z])|\W*([A-Z][A-Z0-9]+|[A-Z][a-z]+[A-Z]\w*)\b", answer)
-    if opening and normalize(opening.group(1) or opening.group(2)) not in _COMMON_CAPITALISED:
+    if opening and normalize(opening.group(1) or opening.group(2)) not in COMMON_CAPITALISED:
         names.add(normalize(opening.group(1) or opening.group(2)))
     return names
 
 
-def without_dates(text: str) -> str:
-    """``text`` with its dates, years and ordinals blanked out (what is left may be a count)."""
-    return _DATES.sub(" ; ", text)
-
-
-_HOW_MANY = re.compile(r"\bhow many\s+([\w-]+)(?:\s+([\w-]+))?", re.I)
-_PEOPLE = frozenset(
-    stem(w)
-    for w in [
-        "people", "persons", "individuals", "participants", "attendees", "delegates", "representatives",
-        "speakers", "practitioners", "experts", "workers", "researchers", "officials", "staff",
-        "women", "men", "leaders", "stakeholders", "students", "farmers", "volunteers", "guests",
-        "organisers", "organizers",
-    ]
-)
-_COUNT_WORD = re.compile(r"\d[\d,.]*|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
-                         r"twenty|thirty|forty|fifty|hundred|hundreds|thousand|thousands|million|dozen|dozens)", re.I)
 #: What follows a count that stands alone ("100 took part", "120 of them", "310 in all").
 _BARE_COUNT = re.compile(
     r"\s+(?:(?:people\s+)?(?:took part|attended|joined|participated|came|registered|were|are|was|is|have|had)\b"
     r"|of (?:them|whom|us|these|those)\b|in (?:all|total)\b)",
     re.I,
 )
+#: A count in digits or words, with the word it may be hyphenated to ("two-day").
+_COUNT = re.compile(r"(?<![\w-])(" + COUNT_PATTERN + r")(?:-([A-Za-z]+))?\b", re.I)
 _PHRASE_END = re.compile(r"[,;:.()!?]|\b(?:and|or|from|of|in|at|to|with|for|who|that|which|on|by)\b", re.I)
 
 
-def _counts_the_thing(question: str, answer: str) -> bool:
+def _counts_the_thing(question: Question, answer: str) -> bool:
     """For "how many N", some number in the answer counts N (or, for people, any word for people).
 
     "six member countries" is no answer to "how many people attended"; "over 120 social
@@ -173,13 +115,12 @@ def _counts_the_thing(question: str, answer: str) -> bool:
     ("two-day" counts days); "member" is left out of the words for people, being
     mostly a modifier ("member countries").
     """
-    match = _HOW_MANY.search(question)
-    if not match:
+    wanted = question.counted
+    if not wanted:
         return True
-    wanted = {stem(w.lower()) for w in match.groups() if w}
-    people = bool(wanted & _PEOPLE)
+    people = bool(wanted & PEOPLE_STEMS)
     text = without_dates(answer)
-    for number in re.finditer(r"(?<![\w-])(" + _COUNT_WORD.pattern + r")(?:-([A-Za-z]+))?\b", text, re.I):
+    for number in _COUNT.finditer(text):
         if number.group(2):  # "two-day", "seven-year"
             words = [number.group(2)]
         elif _BARE_COUNT.match(text, number.end()):
@@ -189,23 +130,23 @@ def _counts_the_thing(question: str, answer: str) -> bool:
             cut = _PHRASE_END.search(rest)
             words = re.findall(r"[A-Za-z’']+", rest[: cut.start()] if cut else rest)[:3]
         counted = {stem(w.lower()) for w in words}
-        if counted & wanted or (people and counted & _PEOPLE):
+        if counted & wanted or (people and counted & PEOPLE_STEMS):
             return True
     return False
 
 
-def _answer_type_present(question: str, answer: str) -> list[str]:
+def _answer_type_present(question: Question, answer: str) -> list[str]:
     """The answer types the question asks for that the answer lacks (beyond the question's own words)."""
     lacking = []
-    for kind in (k for k, asks in _ASKS.items() if asks.search(question)):
+    for kind in question.asks:
         if kind == "amount":
-            ok = bool(_AMOUNT.search(answer))
+            ok = bool(AMOUNT.search(answer))
         elif kind == "number":
-            ok = bool(numbers_in(without_dates(answer)) - numbers_in(question)) and _counts_the_thing(question, answer)
+            ok = bool(numbers_in(without_dates(answer)) - question.numbers) and _counts_the_thing(question, answer)
         elif kind == "date":
-            ok = bool(_ANSWER_TYPES["date"][1].search(answer)) or bool(numbers_in(answer) - numbers_in(question))
+            ok = bool(HOLDS_DATE.search(answer)) or bool(numbers_in(answer) - question.numbers)
         else:  # a name the question does not already give ("Indonesia" is given by "Indonesian")
-            given = proper_names(question)
+            given = question.proper_names
             ok = any(
                 not any((name[:5] == g[:5] and min(len(name), len(g)) >= 5) or name == g for g in given)
                 for name in _answer_names(answer)
@@ -215,13 +156,14 @@ def _answer_type_present(question: str, answer: str) -> list[str]:
     return lacking
 
 
-def novel_terms(question: str, answer: str) -> set[str]:
+def novel_terms(question: Question | str, answer: str) -> set[str]:
     """Content words (stemmed) of the answer that the question does not contain."""
-    return set(tokenize(answer)) - set(tokenize(question)) - _QUESTION_TOKENS
+    question = analyze_question(question) if isinstance(question, str) else question
+    return set(tokenize(answer)) - set(question.terms) - QUESTION_TOKENS
 
 
 def check_answer(
-    question: str, answer: str, cited_articles: Sequence[str], retrieved_articles: Sequence[str] = ()
+    question: Question | str, answer: str, cited_articles: Sequence[str], retrieved_articles: Sequence[str] = ()
 ) -> Answerability:
     """Whether ``answer`` (markers allowed) answers ``question`` from the articles it cites.
 
@@ -231,12 +173,13 @@ def check_answer(
     event and the answer must cite such an article. When none does (a question spanning
     articles), the names cannot decide and only the other checks apply.
     """
-    answer = re.sub(r"\s+", " ", MARKER.sub(" ", answer)).strip()
-    names = question_names(question)
+    question = analyze_question(question) if isinstance(question, str) else question
+    answer = re.sub(r"\s+", " ", CITATION_MARKER.sub(" ", answer)).strip()
+    names = set(question.names)
     if names:
         offered = list(dict.fromkeys([*cited_articles, *retrieved_articles]))
         # Multi-word names as phrases when some article has them all, else word by word.
-        phrases = names | question_phrases(question)
+        phrases = names | question.phrases
         complete = [text for text in offered if not missing_names(phrases, text)]
         if not complete:
             complete = [text for text in offered if not missing_names(names, text)]

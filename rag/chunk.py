@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rag.models import Article, Chunk, Paragraph
+from rag.domain import Article, Chunk, Paragraph
+from rag.sentences import sentence_spans
 from rag.settings import Settings
-from rag.text import sentence_spans
 
 
 def context_header(article: Article) -> str:

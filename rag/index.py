@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -33,10 +32,11 @@ from typing import Any
 import numpy as np
 
 from rag.chunk import ParagraphChunker
+from rag.corpus import Corpus, CorpusFile, parse_corpus, scan_corpus
+from rag.domain import Article, Chunk, Paragraph
 from rag.embed import SentenceTransformerEmbeddings
-from rag.errors import CorpusError, IndexCorruptError
-from rag.models import Article, Chunk, Paragraph
-from rag.parse import parse_file
+from rag.errors import IndexCorruptError
+from rag.files import fsync_dir, sha256_file, write_lines_durable, write_text_atomic
 from rag.settings import Settings
 from rag.vectorstore import VectorIndex, choose_index_type
 
@@ -46,49 +46,6 @@ FORMAT_VERSION = 1
 _CURRENT = "CURRENT"
 _FILES = ("articles.jsonl", "chunks.jsonl", "vectors.faiss")
 _KEEP_OLD_VERSIONS = 1  # the previous build stays for readers that still have it open
-
-
-# --- the corpus -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CorpusFile:
-    doc_id: str
-    path: Path
-    sha256: str
-    size: int
-
-
-def scan_corpus(corpus_dir: Path, settings: Settings) -> list[CorpusFile]:
-    """The article files of a corpus folder, sorted; ``CorpusError`` if there are none."""
-    corpus_dir = Path(corpus_dir)
-    if not corpus_dir.exists():
-        raise CorpusError(f"corpus folder not found: {corpus_dir}")
-    if not corpus_dir.is_dir():
-        raise CorpusError(f"corpus path is not a folder: {corpus_dir}")
-    root = corpus_dir.resolve()
-    paths: set[Path] = set()
-    for pattern in settings.file_patterns:
-        for path in corpus_dir.rglob(pattern):
-            # Stay inside the corpus folder: a symlink pointing elsewhere is not an article.
-            if path.is_file() and path.resolve().is_relative_to(root) and not _hidden(path, corpus_dir):
-                paths.add(path)
-    if not paths:
-        patterns = ", ".join(settings.file_patterns)
-        raise CorpusError(f"no articles ({patterns}) in corpus folder {corpus_dir}")
-    files = []
-    for path in sorted(paths):
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise CorpusError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
-        doc_id = path.relative_to(corpus_dir).as_posix()
-        files.append(CorpusFile(doc_id, path, hashlib.sha256(data).hexdigest(), len(data)))
-    return files
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
 # --- the loaded index --------------------------------------------------------------------
@@ -218,7 +175,7 @@ class IndexStore:
         try:
             if verify_checksums:
                 for name, expected in manifest["checksums"].items():
-                    if _sha256_file(version_dir / name) != expected:
+                    if sha256_file(version_dir / name) != expected:
                         raise IndexCorruptError(
                             f"{version_dir / name} does not match its checksum (damaged or truncated); "
                             "run `rag index --rebuild`"
@@ -250,17 +207,17 @@ class IndexStore:
             manifest = self.read_manifest()
         except IndexCorruptError:
             return True
-        if manifest is None:
-            return True
+        return manifest is None or not self._matches(manifest, scan_corpus(Path(corpus_dir), self.settings))
+
+    def _matches(self, manifest: dict[str, Any], files: list[CorpusFile]) -> bool:
+        """Whether the index of ``manifest`` was built from these files with these settings."""
         if manifest.get("chunking") != self.chunker.settings_fingerprint():
-            return True
+            return False
         if manifest["embedding"].get("model") != self.settings.embedding_model:
-            return True
-        files = scan_corpus(Path(corpus_dir), self.settings)
-        current = {f.doc_id: f.sha256 for f in files}
+            return False
         recorded = {doc_id: meta["sha256"] for doc_id, meta in manifest["files"].items()}
         recorded.update({doc_id: meta["sha256"] for doc_id, meta in manifest.get("skipped", {}).items()})
-        return current != recorded
+        return {f.doc_id: f.sha256 for f in files} == recorded
 
     # --- writing ---------------------------------------------------------------------
 
@@ -272,110 +229,89 @@ class IndexStore:
         progress: bool | None = None,
         on_stage: Callable[[str], None] | None = None,
     ) -> BuildReport:
-        """Bring the index up to date with the corpus; re-embed only files that changed."""
+        """Bring the index up to date with the corpus; re-embed only files that changed.
+
+        Under the builders' lock: scan the corpus (each file hashed once), stop there if the
+        live index already matches it, else parse, reuse the vectors of unchanged files, embed
+        the rest, and write a new version that replaces the live one atomically.
+        """
         started = time.perf_counter()
         corpus_dir = Path(corpus_dir)
         self.index_dir.mkdir(parents=True, exist_ok=True)
+        stage = on_stage or (lambda _name: None)
         with self._lock():
             files = scan_corpus(corpus_dir, self.settings)
             previous = None if rebuild else self._try_load_previous()
             embedding_meta = self.embedder.describe()
-            reusable = previous is not None and self._can_reuse(previous, embedding_meta)
-            report = BuildReport(version_dir=None)
-
-            if previous is not None and reusable and not rebuild and not self.is_stale(corpus_dir):
-                report.up_to_date = True
-                report.version_dir = previous.version_dir
-                report.files = len(previous.articles)
-                report.paragraphs = len(previous.paragraph_keys)
-                report.chunks = len(previous.chunks)
-                return report
-
-            old_vectors: dict[str, np.ndarray] = {}
-            old_hashes: dict[str, str] = {}
-            old_chunks: dict[str, list[Chunk]] = {}
-            if previous is not None and reusable:
-                all_vectors = previous.vectors.vectors()
-                rows_by_doc: dict[str, list[int]] = {}
-                for row, chunk in enumerate(previous.chunks):
-                    rows_by_doc.setdefault(chunk.doc_id, []).append(row)
-                for doc_id, rows in rows_by_doc.items():
-                    old_vectors[doc_id] = all_vectors[rows]
-                    old_chunks[doc_id] = [previous.chunks[r] for r in rows]
-                old_hashes = {d: m["sha256"] for d, m in previous.manifest["files"].items()}
-                report.removed_files = sorted(set(old_hashes) - {f.doc_id for f in files})
-
-            if on_stage:
-                on_stage("parsing")
-            articles: list[Article] = []
-            seen_hashes: dict[str, str] = {}
-            skipped: dict[str, dict[str, str]] = {}
-            for f in files:
-                if f.sha256 in seen_hashes:
-                    reason = f"duplicate of {seen_hashes[f.sha256]}"
-                    skipped[f.doc_id] = {"sha256": f.sha256, "reason": reason}
-                    continue
-                try:
-                    article = parse_file(f.path, f.doc_id, max_bytes=self.settings.max_file_bytes)
-                except CorpusError as exc:
-                    # The report names the file itself: keep only the reason.
-                    reason = str(exc).removeprefix(f"{f.doc_id}: ")
-                    skipped[f.doc_id] = {"sha256": f.sha256, "reason": reason}
-                    continue
-                seen_hashes[f.sha256] = f.doc_id
-                articles.append(article)
-            report.skipped = {d: s["reason"] for d, s in skipped.items()}
-            for doc_id, reason in report.skipped.items():
-                log.warning("skipped %s: %s", doc_id, reason)
-            if not articles:
-                raise CorpusError(
-                    f"no usable articles in {corpus_dir}: "
-                    + "; ".join(f"{d}: {r}" for d, r in report.skipped.items())
+            reuse = previous if previous is not None and self._can_reuse(previous, embedding_meta) else None
+            if reuse is not None and self._matches(reuse.manifest, files):
+                return BuildReport(
+                    version_dir=reuse.version_dir, files=len(reuse.articles), paragraphs=len(reuse.paragraph_keys),
+                    chunks=len(reuse.chunks), up_to_date=True,
                 )
-
-            # Reuse vectors of unchanged files; embed the rest in one batch (fast path).
-            chunks_per_doc: dict[str, list[Chunk]] = {}
-            vectors_per_doc: dict[str, np.ndarray] = {}
-            to_embed: list[Chunk] = []
-            for article in articles:
-                chunks = self.chunker.chunk(article)
-                chunks_per_doc[article.doc_id] = chunks
-                same_file = old_hashes.get(article.doc_id) == article.sha256
-                same_chunks = same_file and [c.embed_text for c in old_chunks.get(article.doc_id, [])] == [
-                    c.embed_text for c in chunks
-                ]
-                if same_chunks:
-                    vectors_per_doc[article.doc_id] = old_vectors[article.doc_id]
-                    report.reused_files.append(article.doc_id)
-                else:
-                    to_embed.extend(chunks)
-                    report.changed_files.append(article.doc_id)
-            if on_stage:
-                on_stage(f"embedding {len(to_embed)} chunks")
-            new_vectors = self.embedder.encode([c.embed_text for c in to_embed], progress=progress)
-            offset = 0
-            for doc_id in report.changed_files:
-                n = len(chunks_per_doc[doc_id])
-                vectors_per_doc[doc_id] = new_vectors[offset : offset + n]
-                offset += n
-
-            all_chunks = [c for a in articles for c in chunks_per_doc[a.doc_id]]
-            dim = embedding_meta["dimension"]
-            matrix = (
-                np.concatenate([vectors_per_doc[a.doc_id] for a in articles])
-                if all_chunks
-                else np.zeros((0, dim), np.float32)
-            )
-            if on_stage:
-                on_stage("writing index")
-            version_dir = self._write_version(articles, all_chunks, matrix, embedding_meta, skipped)
-            report.version_dir = version_dir
-            report.files = len(articles)
-            report.paragraphs = sum(len(a.paragraphs) for a in articles)
+            stage("parsing")
+            corpus = parse_corpus(corpus_dir, files, self.settings)
+            report = BuildReport(version_dir=None, skipped={d: s["reason"] for d, s in corpus.skipped.items()})
+            chunks_per_doc, matrix = self._embed(corpus, reuse, report, embedding_meta["dimension"], progress, stage)
+            stage("writing index")
+            all_chunks = [c for a in corpus.articles for c in chunks_per_doc[a.doc_id]]
+            report.version_dir = self._write_version(corpus.articles, all_chunks, matrix, embedding_meta, corpus.skipped)
+            report.files = len(corpus.articles)
+            report.paragraphs = sum(len(a.paragraphs) for a in corpus.articles)
             report.chunks = len(all_chunks)
-            report.embedded_chunks = len(to_embed)
             report.seconds = time.perf_counter() - started
             return report
+
+    def _embed(
+        self,
+        corpus: Corpus,
+        previous: LoadedIndex | None,
+        report: BuildReport,
+        dimension: int,
+        progress: bool | None,
+        stage: Callable[[str], None],
+    ) -> tuple[dict[str, list[Chunk]], np.ndarray]:
+        """Chunk every article; reuse the vectors of files whose chunks are unchanged, embed the rest
+        in one batch (the fast path). Returns the chunks per article and the vector matrix in
+        article order."""
+        old_chunks: dict[str, list[int]] = {}  # doc_id -> chunk rows of the previous index
+        old_hashes: dict[str, str] = {}
+        if previous is not None:
+            for row, chunk in enumerate(previous.chunks):
+                old_chunks.setdefault(chunk.doc_id, []).append(row)
+            old_hashes = {d: m["sha256"] for d, m in previous.manifest["files"].items()}
+            report.removed_files = sorted(set(old_hashes) - {f.doc_id for f in corpus.files})
+        chunks_per_doc: dict[str, list[Chunk]] = {}
+        reused_rows: dict[str, list[int]] = {}
+        to_embed: list[Chunk] = []
+        for article in corpus.articles:
+            chunks = self.chunker.chunk(article)
+            chunks_per_doc[article.doc_id] = chunks
+            rows = old_chunks.get(article.doc_id, [])
+            same = old_hashes.get(article.doc_id) == article.sha256 and [
+                previous.chunks[r].embed_text for r in rows  # type: ignore[union-attr]
+            ] == [c.embed_text for c in chunks]
+            if same:
+                reused_rows[article.doc_id] = rows
+                report.reused_files.append(article.doc_id)
+            else:
+                to_embed.extend(chunks)
+                report.changed_files.append(article.doc_id)
+        stage(f"embedding {len(to_embed)} chunks")
+        new_vectors = self.embedder.encode([c.embed_text for c in to_embed], progress=progress)
+        report.embedded_chunks = len(to_embed)
+        old_vectors = previous.vectors.vectors() if previous is not None and reused_rows else None
+        parts: list[np.ndarray] = []
+        offset = 0
+        for article in corpus.articles:
+            if article.doc_id in reused_rows:
+                parts.append(old_vectors[reused_rows[article.doc_id]])  # type: ignore[index]
+            else:
+                n = len(chunks_per_doc[article.doc_id])
+                parts.append(new_vectors[offset : offset + n])
+                offset += n
+        matrix = np.concatenate(parts) if parts else np.zeros((0, dimension), np.float32)
+        return chunks_per_doc, matrix
 
     def _try_load_previous(self) -> LoadedIndex | None:
         try:
@@ -430,15 +366,15 @@ class IndexStore:
                     for a in articles
                 },
                 "skipped": skipped,
-                "checksums": {name: _sha256_file(staging / name) for name in _FILES},
+                "checksums": {name: sha256_file(staging / name) for name in _FILES},
             }
-            _write_text(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
-            _fsync_dir(staging)
+            write_text_atomic(staging / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False))
+            fsync_dir(staging)
             final = self.index_dir / staging.name[1:]  # drop the leading dot: now a candidate version
             os.rename(staging, final)
             # The atomic step: readers see either the old version or the complete new one.
-            _write_text(self.index_dir / _CURRENT, final.name + "\n")
-            _fsync_dir(self.index_dir)
+            write_text_atomic(self.index_dir / _CURRENT, final.name + "\n")
+            fsync_dir(self.index_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             # Renamed but never made live (CURRENT could not be written): not a version to keep.
@@ -520,38 +456,4 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _write_jsonl(path: Path, rows: Iterator[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so the file is either old or new, never partial."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    write_lines_durable(path, (json.dumps(row, ensure_ascii=False) + "\n" for row in rows))

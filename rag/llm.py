@@ -40,6 +40,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field
 
 from rag.errors import ModelNotInstalledError, RagError
+from rag.files import fsync_dir, sha256_file
 from rag.settings import (
     LOCAL_LLM_PACKAGE_VERSION,
     LOCAL_LLM_PARTS,
@@ -121,14 +122,6 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + _SIDECAR_SUFFIX)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _stat_key(path: Path) -> dict[str, int]:
     st = path.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -146,7 +139,7 @@ def cached_sha256(path: Path) -> str:
         cached = json.loads(sidecar.read_text(encoding="utf-8"))
         if {k: cached[k] for k in key} == key and isinstance(cached["sha256"], str):
             return str(cached["sha256"])
-    digest = file_sha256(path)
+    digest = sha256_file(path)
     _write_sidecar(path, digest)
     return digest
 
@@ -157,15 +150,6 @@ def _write_sidecar(path: Path, digest: str) -> None:
         tmp = _sidecar(path).with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, _sidecar(path))
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported on every platform / file system
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def assemble_local_model(
@@ -222,7 +206,7 @@ def assemble_local_model(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     _write_sidecar(target, actual)
     log.info("assembled %s (%d bytes, sha256 %s)", target, total, actual)
     return target
@@ -362,7 +346,7 @@ class LocalLlamaChatModel(BaseChatModel):
     n_ctx: int = 4096
     n_threads: int = 2
     temperature: float = 0.0
-    max_tokens: int = 256
+    max_tokens: int = 120  # Settings.llm_max_tokens; from_settings passes the configured value
     stop: list[str] | None = None
     timeout_s: float = 120.0
     seed: int = 0

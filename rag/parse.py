@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from rag.domain import Article, Paragraph
 from rag.errors import CorpusError
-from rag.models import Article, Paragraph
-from rag.text import is_list_item, sentences
+from rag.sentences import is_list_item, sentences
 
 _MONTHS = {
     name: i
@@ -83,6 +83,7 @@ def parse_file(path: Path, doc_id: str | None = None, max_bytes: int | None = No
 
 
 def parse_bytes(doc_id: str, data: bytes) -> Article:
+    """Parse an article file's bytes (UTF-8; a clear ``CorpusError`` otherwise)."""
     if b"\x00" in data[:8192]:
         raise CorpusError(f"{doc_id}: looks like a binary file, not a text article")
     try:

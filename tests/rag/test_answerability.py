@@ -6,7 +6,7 @@ from __future__ import annotations
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from rag.answer import AnswerPipeline
+from rag.answering import AnswerPipeline
 from rag.answerability import article_evidence, check_answer, missing_names, novel_terms, question_names
 from rag.knowledge import KnowledgeBase
 

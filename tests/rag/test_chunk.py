@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from rag.chunk import ParagraphChunker, context_header
-from rag.models import Article
+from rag.domain import Article
 from rag.parse import parse_file, parse_text
 from rag.settings import Settings
-from rag.text import sentences
+from rag.sentences import sentences
 
 SEEDS = sorted((Path(__file__).resolve().parents[2] / "seeds").glob("*.txt"))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rag.citations import SupportChecker, numbers_in, proper_names, split_claims
 from rag.embed import SentenceTransformerEmbeddings
-from rag.models import Hit
+from rag.domain import Hit
 
 
 def _hit(text: str, title: str = "Workshop on SSE policy", doc: str = "a.txt", n: int = 1) -> Hit:

@@ -21,7 +21,7 @@ from rag.embed import SentenceTransformerEmbeddings, model_fingerprint
 from rag.errors import CorpusError, IndexCorruptError
 from rag.index import IndexStore, scan_corpus
 from rag.parse import parse_file
-from rag.retrieve import HybridSearcher
+from rag.searcher import HybridSearcher
 from rag.settings import Settings
 from rag.vectorstore import VectorIndex
 

@@ -18,7 +18,7 @@ from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 from rag.embed import SentenceTransformerEmbeddings
 from rag.knowledge import KnowledgeBase
-from rag.retriever import ParagraphRetriever, document_to_hit, hit_to_document
+from rag.langchain_retriever import ParagraphRetriever, document_to_hit, hit_to_document
 
 pytestmark = [
     pytest.mark.asyncio,

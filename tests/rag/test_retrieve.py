@@ -1,4 +1,4 @@
-"""Tests of rag.retrieve: hybrid search over the seeds, its fields and offsets, query checks."""
+"""Tests of rag.searcher: hybrid search over the seeds, its fields and offsets, query checks."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 
 from rag.errors import QueryError
 from rag.knowledge import KnowledgeBase
-from rag.lexical import BM25Index
-from rag.models import Hit
-from rag.retrieve import FEATURES, answer_types, best_sentence_coverage, holds_answer_type, sentence_offsets
-from rag.text import sentence_spans
+from rag.bm25 import BM25Index
+from rag.domain import Hit
+from rag.searcher import FEATURES, answer_types, best_sentence_coverage, holds_answer_type, sentence_offsets
+from rag.sentences import sentence_spans
 
 PHASE2_COUNTRIES = ("Cambodia", "Mongolia", "Thailand", "Vietnam")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.rewrite import needs_rewrite, rewrite_followup
+from rag.followup import needs_rewrite, rewrite_followup
 
 HOMENET = [
     {"role": "user", "content": "When was the HomeNet workshop held?"},

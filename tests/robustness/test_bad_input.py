@@ -27,12 +27,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-from rag.answer import AnswerPipeline
+from rag.answering import AnswerPipeline
 from rag.embed import SentenceTransformerEmbeddings
 from rag.errors import QueryError
 from rag.index import scan_corpus
 from rag.knowledge import KnowledgeBase
-from rag.models import Answer, Hit
+from rag.domain import Answer, Hit
 from rag.prompts import ABSTAIN_TEXT
 from rag.settings import Settings
 

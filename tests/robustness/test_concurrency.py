@@ -31,7 +31,7 @@ import pytest
 
 from rag.embed import SentenceTransformerEmbeddings
 from rag.knowledge import KnowledgeBase
-from rag.models import Answer
+from rag.domain import Answer
 from rag.settings import Settings
 
 SOAK_SECONDS = float(os.environ.get("RAG_SOAK_SECONDS", "120"))

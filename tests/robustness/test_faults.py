@@ -108,7 +108,7 @@ def no_llm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def test_llm_mode_without_model_names_make_model(seeds_kb: KnowledgeBase, no_llm: Settings) -> None:
-    from rag.answer import AnswerPipeline
+    from rag.answering import AnswerPipeline
 
     # The same index as seeds_kb (up to date, so only loaded); only the LLM settings differ.
     kb = KnowledgeBase(seeds_kb.corpus_dir, seeds_kb.index_dir, settings=no_llm, embedder=seeds_kb.embedder)
@@ -125,7 +125,7 @@ def test_llm_mode_without_model_names_make_model(seeds_kb: KnowledgeBase, no_llm
 
 
 def test_llm_mode_with_missing_model_file_names_make_model(seeds_kb: KnowledgeBase, tmp_path: Path) -> None:
-    from rag.answer import AnswerPipeline
+    from rag.answering import AnswerPipeline
 
     settings = Settings(llm_model_path=str(tmp_path / "gone.gguf"), llm_base_url="")
     kb = KnowledgeBase(seeds_kb.corpus_dir, seeds_kb.index_dir, settings=settings, embedder=seeds_kb.embedder)

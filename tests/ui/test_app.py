@@ -20,7 +20,7 @@ from gradio_client import Client
 
 from rag.errors import CorpusError, QueryError
 from rag.knowledge import KnowledgeBase
-from rag.models import Answer, Article, Citation, Hit, Paragraph
+from rag.domain import Answer, Article, Citation, Hit, Paragraph
 from ui import app as ui_app
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"

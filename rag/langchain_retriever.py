@@ -2,8 +2,8 @@
 
 Each ``Document`` is one paragraph; its metadata carries everything a citation needs.
 
->>> from rag.retriever import ParagraphRetriever
->>> retriever = ParagraphRetriever(corpus_dir="seeds", index_dir="index", k=3)
+>>> import rag
+>>> retriever = rag.load(corpus_dir="seeds", index_dir="index").as_retriever(k=3)
 >>> docs = retriever.invoke("Who funded the 2021 workshop?")
 >>> docs[0].metadata["doc_id"], docs[0].metadata["paragraph"]
 ('003_21bb20fa281d6cc8.txt', 2)
@@ -11,15 +11,14 @@ Each ``Document`` is one paragraph; its metadata carries everything a citation n
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
-from rag.models import Hit
+from rag.domain import Hit
 
 
 def hit_to_document(hit: Hit) -> Document:
@@ -37,25 +36,22 @@ def document_to_hit(doc: Document) -> Hit:
     )
 
 
+@runtime_checkable
+class SearchesParagraphs(Protocol):
+    """Anything that ranks paragraphs: a ``rag.KnowledgeBase``, a ``HybridSearcher``, your own."""
+
+    def search(self, query: str, k: int | None = None) -> list[Hit]: ...
+
+
 class ParagraphRetriever(BaseRetriever):
     """Returns the ``k`` best paragraphs as Documents (``k`` may also be passed to ``invoke``)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    kb: Any = Field(default=None, description="a rag.KnowledgeBase; loaded from the folders when omitted")
-    corpus_dir: str | Path | None = None
-    index_dir: str | Path | None = None
+    searcher: SearchesParagraphs = Field(description="what ranks the paragraphs, e.g. rag.load(...)")
     k: int = Field(default=5, ge=1, le=100)
-
-    @model_validator(mode="after")
-    def _load_kb(self) -> ParagraphRetriever:
-        if self.kb is None:
-            from rag.knowledge import load
-
-            self.kb = load(self.corpus_dir, self.index_dir)
-        return self
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None, **_: Any
     ) -> list[Document]:
-        return [hit_to_document(h) for h in self.kb.search(query, k or self.k)]
+        return [hit_to_document(h) for h in self.searcher.search(query, k or self.k)]

@@ -6,13 +6,13 @@ can re-weight the same saturated term frequencies per article (see ``bm25_focus`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
 
-from rag.text import tokenize
+from rag.lexicon import tokenize
 
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -62,11 +62,13 @@ class BM25Index:
         counts.data[:] = 1.0
         return counts
 
-    def query_terms(self, query: str) -> np.ndarray:
-        return np.array(sorted({self.vocab[t] for t in tokenize(query) if t in self.vocab}), dtype=np.int64)
+    def query_terms(self, query: str | Iterable[str]) -> np.ndarray:
+        """The vocabulary ids of the query's terms (a text, or its ``tokenize`` terms)."""
+        tokens = tokenize(query) if isinstance(query, str) else query
+        return np.array(sorted({self.vocab[t] for t in tokens if t in self.vocab}), dtype=np.int64)
 
-    def scores(self, query: str, terms: np.ndarray | None = None) -> np.ndarray:
-        """BM25 score of every text for the query."""
+    def scores(self, query: str | Iterable[str], terms: np.ndarray | None = None) -> np.ndarray:
+        """BM25 score of every text for the query (a text, or its terms)."""
         terms = self.query_terms(query) if terms is None else terms
         if len(terms) == 0:
             return np.zeros(self.n_docs, dtype=np.float32)

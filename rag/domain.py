@@ -6,10 +6,14 @@ always maps back to one paragraph) → ``Hit`` (a ranked paragraph) → ``Citati
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 ChunkKind = Literal["paragraph", "sentence", "window"]
+
+#: How an answer's text points at its citations: "[n]" after the claim, n = ``Citation.n``.
+CITATION_MARKER = re.compile(r"\[(\d{1,3})\]")
 
 
 @dataclass(frozen=True, slots=True)

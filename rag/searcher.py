@@ -20,28 +20,25 @@ comparison table).
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 
-from rag.citations import is_instruction
+from rag.bm25 import BM25Index
+from rag.domain import Article, Hit
 from rag.embed import SentenceTransformerEmbeddings
 from rag.errors import QueryError
+from rag.evidence import is_instruction
 from rag.index import LoadedIndex
-from rag.lexical import BM25Index
-from rag.models import Hit
-from rag.settings import Settings
-from rag.text import sentence_spans, tokenize
+from rag.lexicon import tokenize
+from rag.question import Question, analyze_question, holds_answer_type
+from rag.sentences import sentence_spans
+from rag.settings import RETRIEVAL_SIGNALS, Settings
 
-#: Opening paragraphs that, with the title, introduce an article's event (the news "lead").
-INTRO_PARAGRAPHS = 2
-#: Weight of a question term inside an article whose opening already contains it.
-INTRO_DISCOUNT = 0.2
-FEATURES = ("dense", "dense_sentence", "bm25", "bm25_focus", "article", "answer_type", "sentence_coverage")
+FEATURES = RETRIEVAL_SIGNALS
 
 
 @dataclass(frozen=True)
@@ -60,39 +57,6 @@ class RetrievalWeights:
 
     def as_array(self) -> np.ndarray:
         return np.array([getattr(self, name) for name in FEATURES], dtype=np.float32)
-
-
-# --- answer-type signals -----------------------------------------------------------------
-
-_MONTHS = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
-_ANSWER_TYPES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
-    "number": (
-        re.compile(r"\bhow (?:many|much)\b|\bnumber of\b|\bwhat (?:percentage|share|proportion)\b|\bcount\b", re.I),
-        re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|dozen)\b", re.I),
-    ),
-    "date": (
-        re.compile(r"\bwhen\b|\bwhat (?:date|day|year|month|time)\b|\bwhich (?:date|day|year|month)\b|\bhow long\b", re.I),
-        re.compile(_MONTHS + r"|\b(?:19|20)\d\d\b|\b(?:first|second|last|next) day\b|\b\w+-day\b", re.I),
-    ),
-    "person": (
-        re.compile(r"^\s*(?:and\s+)?who\b|\bwhom\b|\bwhose\b|\bwhich (?:person|official|speaker|organi[sz]ation|agency|ministry|partner)\b|\bname of\b", re.I),
-        re.compile(r"\b(?:Mr|Ms|Mrs|Dr|Prof)\.?\s+[A-Z]|\b[A-Z][a-z]+ [A-Z][a-z]+\b|\b[A-Z]{3,}\b"),
-    ),
-    "place": (
-        re.compile(r"^\s*(?:and\s+)?where\b|\bwhich (?:countr(?:y|ies)|city|cities|region|place)\b|\bwhat countr", re.I),
-        re.compile(r"\b[A-Z][a-z]+(?:,| and)\s+[A-Z][a-z]+|\bin [A-Z][a-z]+"),
-    ),
-}
-
-
-def answer_types(question: str) -> list[str]:
-    return [name for name, (asks, _) in _ANSWER_TYPES.items() if asks.search(question)]
-
-
-def holds_answer_type(text: str, kinds: Sequence[str]) -> float:
-    if not kinds:
-        return 0.0
-    return sum(1.0 for k in kinds if _ANSWER_TYPES[k][1].search(text)) / len(kinds)
 
 
 # --- best-sentence coverage ------------------------------------------------------------
@@ -152,10 +116,16 @@ def _scale(values: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Candidates:
-    """Feature matrix of candidate paragraphs (rows of ``LoadedIndex.paragraph_keys``)."""
+    """Feature matrix of candidate paragraphs.
+
+    Row i is paragraph ``keys[i]`` = (doc_id, paragraph number), also row ``rows[i]`` of the
+    index's paragraph table; column j is signal ``FEATURES[j]``, each in [0, 1]. Signals with
+    weight 0 are left at 0 unless all signals were asked for (``evals.tune`` needs them).
+    """
 
     rows: np.ndarray
-    features: np.ndarray  # shape (len(rows), len(FEATURES)), each column in [0, 1]
+    keys: list[tuple[str, int]]
+    features: np.ndarray  # shape (len(rows), len(FEATURES))
 
 
 class HybridSearcher:
@@ -180,7 +150,7 @@ class HybridSearcher:
         # article, not which paragraph. ``bm25_focus`` discounts them inside their article.
         self.intro_terms: list[set[int]] = []
         for article in index.articles.values():
-            intro = article.title + "\n" + "\n".join(p.text for p in article.paragraphs[:INTRO_PARAGRAPHS])
+            intro = article.title + "\n" + "\n".join(p.text for p in article.paragraphs[: settings.intro_paragraphs])
             vocab = self.paragraph_bm25.vocab
             self.intro_terms.append({vocab[t] for t in set(tokenize(intro)) if t in vocab})
         # Chunk rows of each paragraph's sentence chunks, in order (for answering without re-embedding).
@@ -195,16 +165,21 @@ class HybridSearcher:
         self.is_sentence_chunk = kinds == "sentence"
         self._lock = threading.Lock()
 
-    def focus_term_weights(self, query: str, doc_id: str) -> dict[str, float]:
+    def article(self, doc_id: str) -> Article | None:
+        """A parsed article of this index, or None."""
+        return self.index.articles.get(doc_id)
+
+    def focus_term_weights(self, terms: Iterable[str], doc_id: str) -> dict[str, float]:
         """IDF weight of each query term inside one article, event-naming (intro) terms discounted."""
         bm25 = self.paragraph_bm25
         intro = self.intro_terms[self.doc_row[doc_id]] if doc_id in self.doc_row else set()
         top_idf = float(bm25.idf.max(initial=1.0))
+        discount = self.settings.intro_discount
         weights = {}
-        for term in set(tokenize(query)):
+        for term in set(terms):
             tid = bm25.vocab.get(term)
             idf = float(bm25.idf[tid]) if tid is not None else top_idf
-            weights[term] = idf * (INTRO_DISCOUNT if tid in intro else 1.0)
+            weights[term] = idf * (discount if tid in intro else 1.0)
         return weights
 
     def sentence_vectors(self, hits: Sequence[Hit], sentence_texts: Sequence[str]) -> np.ndarray:
@@ -247,10 +222,11 @@ class HybridSearcher:
             )
         return query
 
-    def search(self, query: str, k: int | None = None) -> list[Hit]:
-        query = self.check_query(query)
+    def search(self, query: str | Question, k: int | None = None) -> list[Hit]:
+        """The k best paragraphs for the question (text, or as analysed by ``analyze_question``)."""
+        question = query if isinstance(query, Question) else analyze_question(self.check_query(query))
         k = k or self.settings.top_k
-        cands = self.candidates(query)
+        cands = self.candidates(question)
         scores = cands.features @ self.weights.as_array()
         order = np.argsort(-scores, kind="stable")[:k]
         return [self._hit(int(cands.rows[i]), float(scores[i])) for i in order]
@@ -265,7 +241,7 @@ class HybridSearcher:
     def bm25_search(self, query: str, k: int) -> list[Hit]:
         """BM25 only (for comparisons)."""
         query = self.check_query(query)
-        scores = self.paragraph_bm25.scores(query)
+        scores = self.paragraph_bm25.scores(tokenize(query))
         order = np.argsort(-scores, kind="stable")[:k]
         return [self._hit(int(r), float(scores[r])) for r in order]
 
@@ -277,7 +253,8 @@ class HybridSearcher:
     def _dense_paragraph_scores(self, query_vec: np.ndarray, chunk_mask: np.ndarray) -> np.ndarray:
         """Max chunk similarity per paragraph over chunks in ``chunk_mask`` (-inf if none found)."""
         n_chunks = self.index.vectors.ntotal
-        k = n_chunks if n_chunks <= 20_000 else max(self.settings.candidate_pool * 20, 1000)
+        exhaustive = n_chunks <= self.settings.exhaustive_dense_max_chunks
+        k = n_chunks if exhaustive else max(self.settings.candidate_pool * 20, 1000)
         sims, ids = self.index.vectors.search(query_vec, k)
         sims, ids = sims[0], ids[0]
         keep = ids >= 0
@@ -288,19 +265,25 @@ class HybridSearcher:
         np.maximum.at(scores, self.index.chunk_paragraph[ids], sims)
         return scores
 
-    def candidates(self, query: str) -> Candidates:
+    def candidates(self, query: str | Question, *, all_signals: bool = False) -> Candidates:
+        """The candidate paragraphs and their signals; ``all_signals`` computes the weight-0 ones too."""
+        question = query if isinstance(query, Question) else analyze_question(self.check_query(query))
+        wanted = self.weights.as_array() > 0
+        if all_signals:
+            wanted[:] = True
+        use = dict(zip(FEATURES, wanted.tolist(), strict=True))
         n_par = len(self.index.paragraph_keys)
         pool = self.settings.candidate_pool
-        query_vec = self._embed(query)
+        query_vec = self._embed(question.text)
         dense_para = self._dense_paragraph_scores(query_vec, ~self.is_sentence_chunk)
         dense_sent = self._dense_paragraph_scores(query_vec, self.is_sentence_chunk)
         # A paragraph with a single sentence has no sentence chunks: its paragraph score stands in.
         dense_sent = np.where(np.isfinite(dense_sent), dense_sent, dense_para)
         dense_best = np.maximum(dense_para, dense_sent)
 
-        terms = self.paragraph_bm25.query_terms(query)
-        bm25 = self.paragraph_bm25.scores(query, terms)
-        doc_bm25 = self.article_bm25.scores(query)
+        terms = self.paragraph_bm25.query_terms(question.terms)
+        bm25 = self.paragraph_bm25.scores(question.terms, terms)
+        doc_bm25 = self.article_bm25.scores(question.terms)
         doc_dense = np.full(len(self.doc_row), -np.inf, dtype=np.float32)
         finite = np.isfinite(dense_best)
         np.maximum.at(doc_dense, self.paragraph_doc[finite], dense_best[finite])
@@ -314,28 +297,33 @@ class HybridSearcher:
         else:
             rows.update(np.argsort(-np.where(finite, dense_best, -np.inf))[:pool].tolist())
             rows.update(np.argsort(-bm25)[:pool].tolist())
-            for doc in np.argsort(-doc_score)[:3]:
+            for doc in np.argsort(-doc_score)[: self.settings.candidate_articles]:
                 rows.update(self.doc_paragraph_rows[doc][: pool * 2].tolist())
         cand = np.array(sorted(rows), dtype=np.int64)
 
         focus = np.zeros(len(cand), dtype=np.float32)
         coverage = np.zeros(len(cand), dtype=np.float32)
         cand_doc = self.paragraph_doc[cand]
-        for doc in np.unique(cand_doc):
-            mask = cand_doc == doc
-            if len(terms):
+        if len(terms) and (use["bm25_focus"] or use["sentence_coverage"]):
+            discount = self.settings.intro_discount
+            for doc in np.unique(cand_doc):
+                mask = cand_doc == doc
                 weights = self.paragraph_bm25.idf[terms] * np.array(
-                    [INTRO_DISCOUNT if t in self.intro_terms[doc] else 1.0 for t in terms.tolist()], dtype=np.float32
+                    [discount if t in self.intro_terms[doc] else 1.0 for t in terms.tolist()], dtype=np.float32
                 )
-                focus[mask] = np.asarray(self.paragraph_bm25.saturated[cand[mask]][:, terms] @ weights).ravel()
-                coverage[mask] = best_sentence_coverage(
-                    self.sentence_terms, self.sentence_offsets, cand[mask], terms, weights
-                )
+                if use["bm25_focus"]:
+                    focus[mask] = np.asarray(self.paragraph_bm25.saturated[cand[mask]][:, terms] @ weights).ravel()
+                if use["sentence_coverage"]:
+                    coverage[mask] = best_sentence_coverage(
+                        self.sentence_terms, self.sentence_offsets, cand[mask], terms, weights
+                    )
 
-        kinds = answer_types(query)
-        answer_type = np.array(
-            [holds_answer_type(self.index.paragraph(int(r))[1].text, kinds) for r in cand], dtype=np.float32
-        )
+        answer_type = np.zeros(len(cand), dtype=np.float32)
+        if use["answer_type"] and question.answer_types:
+            answer_type = np.array(
+                [holds_answer_type(self.index.paragraph(int(r))[1].text, question.answer_types) for r in cand],
+                dtype=np.float32,
+            )
         lowest = float(dense_best[finite].min(initial=0.0))
         features = np.stack(
             [
@@ -349,7 +337,8 @@ class HybridSearcher:
             ],
             axis=1,
         )
-        return Candidates(rows=cand, features=features)
+        keys = [self.index.paragraph_keys[int(r)] for r in cand]
+        return Candidates(rows=cand, keys=keys, features=features)
 
     def _hit(self, row: int, score: float) -> Hit:
         article, para = self.index.paragraph(row)

@@ -7,7 +7,7 @@ Two answerers behind one API:
   for) and answers with the best one or two, each cited. Fast (tens of milliseconds).
 - ``llm``: a chat model (local GGUF or an OpenAI-compatible server) writes the answer from a
   compact, numbered context of the most relevant sentences; its sentences are then checked
-  against the paragraphs and re-attributed (``rag.citations``), since small models misplace or
+  against the paragraphs and re-attributed (``rag.support``), since small models misplace or
   forget markers.
 - ``auto``: ``llm`` when a model is installed or a server is configured, else ``extractive``.
 
@@ -25,9 +25,9 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
@@ -35,10 +35,13 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from rag.answerability import Answerability, article_evidence, check_answer, without_dates
-from rag.citations import SentenceRef, SupportChecker, split_claims, split_sentences
+from rag.answerability import Answerability, article_evidence, check_answer
+from rag.domain import Answer, Article, Citation, Hit
 from rag.errors import ModelNotInstalledError, QueryError
-from rag.models import Answer, Citation, Hit
+from rag.evidence import SentenceRef, split_sentences
+from rag.followup import rewrite_followup
+from rag.lexicon import DEPENDENT_SENTENCE_OPENERS, tokenize, without_dates
+from rag.llm import install_command, llm_available, make_chat_model
 from rag.prompts import (
     ABSTAIN_TEXT,
     ANSWER_SYSTEM_PROMPT,
@@ -46,18 +49,12 @@ from rag.prompts import (
     CONTEXT_ITEM,
     UNSUPPORTED_MARK,
 )
-from rag.retrieve import answer_types, holds_answer_type
-from rag.rewrite import rewrite_followup
-from rag.text import tokenize
-
-if TYPE_CHECKING:
-    from rag.knowledge import KnowledgeBase
+from rag.question import Question, analyze_question, holds_answer_type
+from rag.settings import ANSWER_MODES, Settings
+from rag.support import SupportChecker, split_claims
 
 History = Sequence[dict[str, Any]] | None
 AnswerEvent = str | Answer
-
-#: Hits whose articles the answerability checks consider as the question's possible subject.
-ANSWERABILITY_SEARCH_K = 10
 
 # The model's ways of saying the articles do not answer.
 _MODEL_ABSTAINS = re.compile(
@@ -68,14 +65,38 @@ _MODEL_ABSTAINS = re.compile(
 )
 
 
+class ParagraphSearcher(Protocol):
+    """What answering needs from search: one loaded index, searched and read consistently."""
+
+    def check_query(self, query: str) -> str: ...
+
+    def search(self, query: str | Question, k: int | None = None) -> list[Hit]: ...
+
+    def focus_term_weights(self, terms: Iterable[str], doc_id: str) -> dict[str, float]: ...
+
+    def sentence_vectors(self, hits: Sequence[Hit], sentence_texts: Sequence[str]) -> np.ndarray: ...
+
+    def article(self, doc_id: str) -> Article | None: ...
+
+
+class QueryEmbedder(Protocol):
+    """What answering needs from the embedder (``rag.embed.SentenceTransformerEmbeddings``)."""
+
+    def encode(self, texts: list[str], *, progress: bool | None = None) -> np.ndarray: ...
+
+    def encode_query(self, text: str) -> np.ndarray: ...
+
+
 @dataclass
 class Prepared:
-    """What the answerers start from."""
+    """What the answerers start from: one question, searched on one index snapshot."""
 
     question: str
     standalone: str
     hits: list[Hit]
     mode: str
+    searcher: ParagraphSearcher
+    analysis: Question
     timings: dict[str, float] = field(default_factory=dict)
     sentences: list[SentenceRef] = field(default_factory=list)
     sentence_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
@@ -100,24 +121,40 @@ def validate_history(history: History) -> list[dict[str, str]]:
     return turns
 
 
-class AnswerPipeline:
-    """Answers questions over one knowledge base. Thread-safe; the chat model is shared."""
+class Answerer:
+    """Cited answers (or abstentions) from what a searcher finds. Thread-safe; the chat model is shared.
 
-    def __init__(self, kb: KnowledgeBase, chat_model: BaseChatModel | None = None) -> None:
-        self.kb = kb
-        self.settings = kb.settings
+    ``searcher``: the live ``ParagraphSearcher``, or a function returning it (a knowledge base
+    swaps its index on refresh: each question takes one snapshot and keeps it to the end).
+    ``chat_model``: any LangChain chat model; by default the configured one (``rag.llm``),
+    created on first use.
+    """
+
+    def __init__(
+        self,
+        searcher: ParagraphSearcher | Callable[[], ParagraphSearcher],
+        embedder: QueryEmbedder,
+        settings: Settings,
+        chat_model: BaseChatModel | None = None,
+    ) -> None:
+        self._searcher = searcher
+        self.embedder = embedder
+        self.settings = settings
         self._chat_model = chat_model
         self._chat_model_checked = chat_model is not None
         self._model_lock = threading.Lock()
-        self.support = SupportChecker(kb.embedder, self.settings.support_threshold)
+        self.support = SupportChecker(
+            embedder, settings.support_threshold, settings.support_similarity_weight, settings.support_pair_margin
+        )
+
+    def searcher(self) -> ParagraphSearcher:
+        return self._searcher() if callable(self._searcher) else self._searcher
 
     # --- the chat model -------------------------------------------------------------
 
     def chat_model(self) -> BaseChatModel | None:
         with self._model_lock:
             if not self._chat_model_checked:
-                from rag.llm import make_chat_model
-
                 self._chat_model = make_chat_model(self.settings)
                 self._chat_model_checked = True
             return self._chat_model
@@ -125,19 +162,15 @@ class AnswerPipeline:
     def llm_available(self) -> bool:
         if self._chat_model is not None:
             return True
-        from rag.llm import llm_available
-
         return llm_available(self.settings)
 
     def resolve_mode(self, mode: str | None) -> str:
         mode = mode or self.settings.answer_mode
-        if mode not in ("auto", "extractive", "llm"):
+        if mode not in ANSWER_MODES:
             raise QueryError(f"unknown answer mode {mode!r}: use auto, extractive or llm")
         if mode == "auto":
             return "llm" if self.llm_available() else "extractive"
         if mode == "llm" and self.chat_model() is None:
-            from rag.llm import install_command
-
             raise ModelNotInstalledError(
                 "llm mode needs the local model or an OpenAI-compatible server (RAG_LLM_BASE_URL). "
                 f"Install the local model with `make model` or: {install_command()}"
@@ -150,44 +183,47 @@ class AnswerPipeline:
         """Rewrite a follow-up, retrieve, and score the retrieved sentences against the question."""
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        question = self.kb.searcher.check_query(question)
+        searcher = self.searcher()
+        question = searcher.check_query(question)
         turns = validate_history(history)
         resolved = self.resolve_mode(mode)
         standalone = rewrite_followup(question, turns)
+        analysis = analyze_question(standalone)
         timings["rewrite"] = time.perf_counter() - t0
 
         t1 = time.perf_counter()
-        hits = self.kb.search(standalone, k or self.settings.answer_context_k)
+        hits = searcher.search(analysis, k or self.settings.answer_context_k)
         timings["retrieve"] = time.perf_counter() - t1
 
         t2 = time.perf_counter()
         sentences = split_sentences(hits)
         texts = [s.text for s in sentences]
-        question_vec = self.kb.embedder.encode_query(standalone)
-        sentence_vecs = self.kb.searcher.sentence_vectors(hits, texts)
+        question_vec = self.embedder.encode_query(standalone)
+        sentence_vecs = searcher.sentence_vectors(hits, texts)
         cosine = sentence_vecs @ question_vec if texts else np.zeros(0, dtype=np.float32)
-        scores = self._sentence_scores(standalone, hits, sentences, cosine)
+        scores = self._sentence_scores(searcher, analysis, hits, sentences, cosine)
         timings["score_sentences"] = time.perf_counter() - t2
-        confidence = self._confidence(standalone, hits, sentences, cosine)
-        return Prepared(question, standalone, hits, resolved, timings, sentences, scores, cosine, confidence)
-
-    def rescore(self, prepared: Prepared) -> None:
-        """Recompute sentence scores with the current settings (for tuning; no re-embedding)."""
-        prepared.sentence_scores = self._sentence_scores(
-            prepared.standalone, prepared.hits, prepared.sentences, prepared.sentence_cosine
+        confidence = self._confidence(analysis, hits, cosine)
+        return Prepared(
+            question, standalone, hits, resolved, searcher, analysis, timings, sentences, scores, cosine, confidence
         )
 
     def _sentence_scores(
-        self, question: str, hits: list[Hit], sentences: list[SentenceRef], cosine: np.ndarray
+        self,
+        searcher: ParagraphSearcher,
+        question: Question,
+        hits: list[Hit],
+        sentences: list[SentenceRef],
+        cosine: np.ndarray,
     ) -> np.ndarray:
         """How well each sentence answers: similarity, the question's terms, the answer type, rank."""
         if not sentences:
             return np.zeros(0, dtype=np.float32)
-        kinds = answer_types(question)
+        kinds = question.answer_types
         ranks = np.array([s.hit for s in sentences], dtype=np.float32)
         # The question's terms weighted as the retriever weighs them inside each article: words
         # that name the event (in the article's opening) say little about which sentence answers.
-        weights = {h.doc_id: self.kb.searcher.focus_term_weights(question, h.doc_id) for h in hits}
+        weights = {h.doc_id: searcher.focus_term_weights(question.terms, h.doc_id) for h in hits}
         overlap = np.array(
             [_weighted_overlap(weights[hits[s.hit].doc_id], set(tokenize(s.text))) for s in sentences],
             dtype=np.float32,
@@ -205,14 +241,15 @@ class AnswerPipeline:
             - s.sentence_weight_rank * ranks / max(len(hits), 1)
         ).astype(np.float32)
 
-    def _confidence(self, question: str, hits: list[Hit], sentences: list[SentenceRef], cosine: np.ndarray) -> float:
+    def _confidence(self, question: Question, hits: list[Hit], cosine: np.ndarray) -> float:
         """Whether the retrieved text can answer at all: best sentence similarity and term coverage."""
         if not hits or not len(cosine):
             return 0.0
-        q_terms = set(tokenize(question))
+        q_terms = set(question.terms)
         top_terms = set(tokenize(" ".join(h.text + " " + h.title for h in hits[:2])))
         coverage = len(q_terms & top_terms) / max(len(q_terms), 1)
-        return float(0.5 * float(cosine.max()) + 0.5 * coverage)
+        w = self.settings.confidence_similarity_weight
+        return float(w * float(cosine.max()) + (1 - w) * coverage)
 
     def _gate(self, prepared: Prepared) -> bool:
         """True when retrieval is too weak to answer from (abstain before answering)."""
@@ -231,7 +268,7 @@ class AnswerPipeline:
         # The best sentence, unless it fails the answerability checks (another event's article,
         # no number for "how many"): then a nearly-as-good one that passes, else abstain.
         ratio = self.settings.extractive_contender_ratio
-        contenders = [i for i in order[:5] if prepared.sentence_scores[i] >= ratio * top]
+        contenders = [i for i in order[: self.settings.extractive_contenders] if prepared.sentence_scores[i] >= ratio * top]
         answer = None
         for best in contenders:
             answer = self._extractive_from(prepared, best, order)
@@ -256,7 +293,7 @@ class AnswerPipeline:
             ref = prepared.sentences[idx]
             start, end = ref.start, ref.end
             # A sentence opening with a pronoun needs the one before it to make sense.
-            if re.match(r"(?:She|He|They|It|This|These|Her|His|Their)\b", ref.text) and idx > 0:
+            if DEPENDENT_SENTENCE_OPENERS.match(ref.text) and idx > 0:
                 prev = prepared.sentences[idx - 1]
                 if prev.hit == ref.hit:
                     start = prev.start
@@ -283,7 +320,7 @@ class AnswerPipeline:
     def _evidence(self, prepared: Prepared, doc_id: str) -> str:
         text = prepared.evidence.get(doc_id)
         if text is None:
-            article = self.kb.article(doc_id)
+            article = prepared.searcher.article(doc_id)
             text = "" if article is None else article_evidence(article.title, article.date, [p.text for p in article.paragraphs])
             prepared.evidence[doc_id] = text
         return text
@@ -295,11 +332,13 @@ class AnswerPipeline:
         if prepared.subject_doc_ids is None:
             # A wider net than the answer's context: the article that names the question's event
             # may rank below the ones the answer was built from.
-            wider = self.kb.search(prepared.standalone, max(len(prepared.hits), ANSWERABILITY_SEARCH_K))
+            wider = prepared.searcher.search(
+                prepared.analysis, max(len(prepared.hits), self.settings.answerability_search_k)
+            )
             prepared.subject_doc_ids = list(dict.fromkeys(h.doc_id for h in [*prepared.hits, *wider]))
         cited = [self._evidence(prepared, d) for d in dict.fromkeys(c.doc_id for c in answer.citations)]
         retrieved = [self._evidence(prepared, d) for d in prepared.subject_doc_ids]
-        return check_answer(prepared.standalone, answer.text, cited, retrieved)
+        return check_answer(prepared.analysis, answer.text, cited, retrieved)
 
     # --- llm ------------------------------------------------------------------------
 
@@ -376,7 +415,7 @@ class AnswerPipeline:
         given = [prepared.hits[i] for i in sorted(set(numbering))]
         article_texts = {}
         for hit in given:
-            article = self.kb.article(hit.doc_id)
+            article = prepared.searcher.article(hit.doc_id)
             if article is not None:
                 article_texts[hit.doc_id] = article.title + "\n" + "\n".join(p.text for p in article.paragraphs)
         supports = self.support.attribute([c for c, _ in claims], given, article_texts)

@@ -1,0 +1,92 @@
+"""File safety: atomic writes, fsync, content hashes. One home for the helpers every writer uses.
+
+A reader must see a file (or folder) either as it was or as it is now, never half-written: a
+write goes to a temporary name in the same folder, is flushed and fsynced, then renamed over
+the old one, and the folder is fsynced so the rename survives a crash.
+
+>>> import tempfile, pathlib
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
+>>> write_text_atomic(path, "hello")
+>>> sha256_file(path)[:12]
+'2cf24dba5fb0'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+
+_BLOCK = 8 * 1024 * 1024
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, read in blocks (a 1 GB model never sits in memory)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while block := handle.read(_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries (a rename, a new file) durable; a no-op where unsupported."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def fsync_file(handle: IO[str] | IO[bytes]) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO]:
+    """A file handle whose content replaces ``path`` only once the block ends without error."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    encoding = None if "b" in mode else "utf-8"
+    try:
+        with tmp.open(mode, encoding=encoding) as handle:
+            yield handle
+            fsync_file(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` so the file is either old or new, never partial."""
+    with atomic_writer(path) as handle:
+        handle.write(text)
+
+
+def write_lines_durable(path: Path, lines: Iterable[str]) -> None:
+    """Write lines to a new file (inside a staging folder) and fsync it."""
+    with Path(path).open("w", encoding="utf-8") as handle:
+        for line in lines:
+            handle.write(line)
+        fsync_file(handle)
+
+
+def is_hidden(path: Path, root: Path) -> bool:
+    """Whether any part of ``path`` below ``root`` starts with a dot (".git", ".draft.md")."""
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` resolves to a place inside ``root`` (a symlink out of it does not)."""
+    return path.resolve().is_relative_to(root.resolve())
