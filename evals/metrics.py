@@ -24,6 +24,8 @@ import string
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
+
 ParaId = tuple[str, int]  # (doc_id, paragraph number)
 Unit = frozenset[ParaId]  # one ranked unit: a paragraph, or the paragraphs a chunk overlaps
 
@@ -396,22 +398,38 @@ def abstention_scores(records: Iterable[tuple[bool, bool]]) -> dict[str, float |
 
 
 # --- latency -------------------------------------------------------------------------------
+# The one latency summary of evals/: the eval's per-stage latencies, evals.bench and
+# evals.scale_bench all go through ``percentile`` / ``latency_summary``.
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
-    """The ``q``-th percentile (0–100) with linear interpolation (numpy's default); None if empty."""
-    data = sorted(float(v) for v in values)
-    if not data:
+    """The ``q``-th percentile (0–100) with linear interpolation (``numpy.percentile``); None if empty."""
+    data = np.asarray([float(v) for v in values], dtype=np.float64)
+    if not data.size:
         return None
     if not 0 <= q <= 100:
         raise ValueError("q must be between 0 and 100")
-    pos = (len(data) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+    return float(np.percentile(data, q))
 
 
 def latency_summary(values: Iterable[float]) -> dict[str, float | int | None]:
-    """n, p50, p95 and mean of a list of durations (seconds)."""
+    """n, p50, p95 and mean of a list of durations (in the values' own unit)."""
     data = [float(v) for v in values]
     return {"n": len(data), "p50": percentile(data, 50), "p95": percentile(data, 95), "mean": mean(data)}
+
+
+def latency_ms(seconds: Iterable[float], digits: int = 3) -> dict[str, float | int | None]:
+    """n, p50_ms, p95_ms, mean_ms and max_ms of durations in seconds, in milliseconds rounded to ``digits``."""
+    ms = [float(s) * 1000 for s in seconds]
+    summary = latency_summary(ms)
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, digits)
+
+    return {
+        "n": summary["n"],
+        "p50_ms": rounded(summary["p50"]),
+        "p95_ms": rounded(summary["p95"]),
+        "mean_ms": rounded(summary["mean"]),
+        "max_ms": rounded(max(ms, default=None)),
+    }

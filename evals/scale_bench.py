@@ -51,6 +51,9 @@ from typing import Any
 
 import numpy as np
 
+from evals.metrics import latency_ms
+from rag.lexicon import MONTH_NAMES
+
 DIM = 384
 QUERY_COUNT = 200
 VECTOR_SIZES = (100_000, 300_000, 1_000_000)
@@ -73,15 +76,9 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
-    ms = np.array(seconds, dtype=np.float64) * 1000
-    return {
-        "n": len(ms),
-        "p50_ms": round(float(np.percentile(ms, 50)), 3),
-        "p95_ms": round(float(np.percentile(ms, 95)), 3),
-        "mean_ms": round(float(ms.mean()), 3),
-        "max_ms": round(float(ms.max()), 3),
-    }
+def latency_stats(seconds: Sequence[float]) -> dict[str, float | int | None]:
+    """n, p50_ms, p95_ms, mean_ms, max_ms (``evals.metrics.latency_ms``, 3 decimals)."""
+    return latency_ms(seconds, digits=3)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -133,8 +130,7 @@ _FIRST = ["Anna", "Bui", "Carlos", "Dewi", "Elif", "Farah", "Gita", "Hiro", "Ine
           "Luis", "Maya", "Nimal", "Olga", "Pich", "Rashid", "Sara", "Tomas", "Uma"]
 _LAST = ["Santos", "Nguyen", "Rahman", "Perera", "Okafor", "Haddad", "Sok", "Tanaka", "Silva", "Kumar",
          "Mensah", "Lopez", "Bayar", "Wong", "Ali", "Costa", "Dara", "Ivanova", "Reyes", "Shah"]
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-           "October", "November", "December"]
+_MONTHS = MONTH_NAMES
 _FUNDERS = ["the European Union", "the Government of Japan", "the Swiss Agency for Development",
             "the Korean Ministry of Employment", "the Australian Government", "the Netherlands",
             "the World Bank", "the Asian Development Bank"]
@@ -215,6 +211,7 @@ def write_corpus(folder: Path, n_paragraphs: int, n_needles: int) -> tuple[int, 
 
 def run_pipeline(n_paragraphs: int, workdir: Path, sentence_chunks: bool, n_queries: int, n_answers: int) -> dict[str, Any]:
     from rag.embed import SentenceTransformerEmbeddings
+    from rag.index import IndexStore
     from rag.knowledge import KnowledgeBase
     from rag.settings import Settings
 
@@ -229,21 +226,24 @@ def run_pipeline(n_paragraphs: int, workdir: Path, sentence_chunks: bool, n_quer
     marks: list[tuple[str, float]] = []
     kb = KnowledgeBase(corpus, index_dir, settings=settings, embedder=embedder)
     start = time.perf_counter()
-    report = kb.store.build(corpus, progress=False, on_stage=lambda s: marks.append((s, time.perf_counter())))
-    build_s = time.perf_counter() - start
+    report = kb.refresh(progress=False, on_stage=lambda s: marks.append((s, time.perf_counter())))
+    refresh_s = time.perf_counter() - start
+    build_s = report.seconds  # the build itself: scan, parse, chunk, embed, write
+    load_s = refresh_s - build_s  # then refresh loads the new index and builds the searcher
     points = [("scan", start)] + [(name.split()[0], t) for name, t in marks] + [("end", start + build_s)]
     stages = {points[i][0]: round(points[i + 1][1] - points[i][1], 2) for i in range(len(points) - 1)}
     build_peak = peak_rss_bytes()
-
-    _, load_s = timed(kb.ensure_ready)  # up to date: loads the index and builds the searcher
-    manifest = kb.searcher.index.manifest
-    index_bytes = sum(p.stat().st_size for p in kb.searcher.index.version_dir.iterdir())
+    info = kb.index_info()
+    manifest = info.manifest
+    index_bytes = sum(p.stat().st_size for p in info.version_dir.iterdir())
 
     # Search: the needles' questions; hit@5 says the pipeline still finds things at this size.
     expected = {}
     for article, k in needles.items():
         doc = f"{article // 1000:03d}/article_{article:06d}.txt"
-        para = next(p.number for p in kb.searcher.index.articles[doc].paragraphs if needle(k)[0] in p.text)
+        found_in = kb.article(doc)
+        assert found_in is not None, doc
+        para = next(p.number for p in found_in.paragraphs if needle(k)[0] in p.text)
         expected[k] = (doc, para)
     questions = [needle(k)[1] for k in sorted(expected)]
     for q in questions[:3]:
@@ -259,7 +259,9 @@ def run_pipeline(n_paragraphs: int, workdir: Path, sentence_chunks: bool, n_quer
         answer_times.append(seconds)
         answered += any((c.doc_id, c.paragraph) == expected[k] for c in answer.citations)
     serving_rss = rss_bytes()
-    ann = ann_on_real_embeddings(kb.searcher.index.vectors.vectors(), embedder.encode(questions, progress=False))
+    stored = IndexStore(kb.index_dir, kb.settings).load().vectors.vectors()  # the raw stored FAISS vectors
+    ann = ann_on_real_embeddings(stored, embedder.encode(questions, progress=False))
+    del stored
 
     # An incremental update: one new article (embeds one file, rebuilds and reloads the index).
     (corpus / "new").mkdir(exist_ok=True)

@@ -1,8 +1,11 @@
 """Choose the hybrid searcher's fusion weights from a gold set, with cross-validation.
 
-    python -m evals.tune [--gold evals/gold.jsonl] [--corpus seeds] [--folds 5]
+    python -m evals.tune [--gold evals/gold.jsonl] [--corpus seeds] [--index index] [--folds 5]
 
-Computes every candidate's signals once per question, then searches weight vectors. The number
+Computes every candidate's signals once per question (``kb.retrieval_candidates``), then searches
+weight vectors. The target is the eval's own: the gold paragraphs of ``evals.gold_paragraphs``
+(the same items are scored as in ``python -m evals.run``: answerable, with a gold paragraph) and
+hit@k / MRR@10 of ``evals.metrics`` over the candidates ranked by the weighted sum. The number
 that matters is the cross-validated one (weights chosen on 4/5 of the questions, scored on the
 held-out 1/5): that is what to expect on questions the weights never saw. Prints both, and the
 weights chosen on all questions (what goes into ``rag/settings.py``).
@@ -13,63 +16,62 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from evals.gold import load_gold
-from rag.knowledge import load
-from rag.searcher import FEATURES
+from evals import metrics as M
+from evals.gold import DEFAULT_GOLD, GoldItem, load_gold
+from evals.gold_paragraphs import map_gold
+from evals.retrieval import K
 from rag.followup import rewrite_followup
+from rag.knowledge import KnowledgeBase, load
+from rag.settings import RETRIEVAL_SIGNALS
+
+METRICS = ("hit@1", "hit@5", "mrr@10")
 
 
-def gold_rows(kb, item) -> set[int]:
-    """Paragraph rows of the index that contain one of the item's gold quotes."""
-    index = kb.searcher.index
-    rows = set()
-    for source in item.sources:
-        article = index.articles.get(source.file)
-        if article is None:
-            continue
-        text = (kb.corpus_dir / source.file).read_text(encoding="utf-8")
-        at = text.find(source.quote)
-        for p in article.paragraphs:
-            if at >= 0 and p.start <= at < p.end:
-                rows.add(index.paragraph_keys.index((article.doc_id, p.number)))
-    return rows
+@dataclass(frozen=True)
+class Example:
+    """One scored gold item: its candidates' signals (one column per signal) and gold paragraphs."""
+
+    id: str
+    type: str
+    features: np.ndarray
+    keys: list[M.ParaId]  # row i of ``features`` is paragraph ``keys[i]``
+    gold: frozenset[M.ParaId]
 
 
-def collect(kb, items):
+def collect(kb: KnowledgeBase, items: Sequence[GoldItem], corpus_dir: Path) -> list[Example]:
+    """The items the eval scores on retrieval, with every candidate's signals for the query ``hybrid`` uses."""
+    gold = map_gold(items, kb, corpus_dir)
     data = []
     for item in items:
-        if not item.answerable:
+        if not gold.scored(item):
             continue
-        relevant = gold_rows(kb, item)
-        if not relevant:
-            continue
-        query = rewrite_followup(item.question, item.history)
-        cands = kb.searcher.candidates(query)
-        labels = np.array([r in relevant for r in cands.rows.tolist()])
-        data.append((cands.features, labels, item.type))
+        cands = kb.retrieval_candidates(rewrite_followup(item.question, item.history))
+        keys = [(doc_id, int(number)) for doc_id, number in cands.keys]
+        data.append(Example(item.id, item.type, cands.features, keys, frozenset(gold[item.id])))
     return data
 
 
-def evaluate(data, weights: np.ndarray) -> dict[str, float]:
+def evaluate(data: Sequence[Example], weights: np.ndarray) -> dict[str, float]:
+    """hit@1, hit@5 and MRR@10 of the candidates ranked by ``features @ weights`` (ties: index order)."""
     hit1 = hit5 = rr = 0.0
-    for features, labels, _ in data:
-        scores = features @ weights
-        order = np.argsort(-scores, kind="stable")
-        ranked = labels[order]
-        first = int(np.argmax(ranked)) if ranked.any() else 10**6
-        hit1 += first == 0
-        hit5 += first < 5
-        rr += 1.0 / (first + 1) if first < 10 else 0.0
+    for ex in data:
+        order = np.argsort(-(ex.features @ weights), kind="stable")[:K].tolist()
+        ranking = [ex.keys[i] for i in order]  # distinct paragraphs: a prefix is the ranking's top k
+        hit1 += M.hit_at_k(ranking[:1], ex.gold, 1)
+        hit5 += M.hit_at_k(ranking[:5], ex.gold, 5)
+        rr += M.reciprocal_rank(ranking, ex.gold, K)
     n = max(len(data), 1)
-    return {"hit@1": hit1 / n, "hit@5": hit5 / n, "mrr": rr / n}
+    return {"hit@1": hit1 / n, "hit@5": hit5 / n, "mrr@10": rr / n}
 
 
 def objective(metrics: dict[str, float]) -> float:
-    return metrics["hit@1"] + 0.5 * metrics["mrr"] + 0.25 * metrics["hit@5"]
+    return metrics["hit@1"] + 0.5 * metrics["mrr@10"] + 0.25 * metrics["hit@5"]
 
 
 GRID = {
@@ -83,9 +85,9 @@ GRID = {
 }
 
 
-def search_weights(data) -> tuple[np.ndarray, dict[str, float]]:
+def search_weights(data: Sequence[Example]) -> tuple[np.ndarray, dict[str, float]]:
     best_w, best_m, best_o = None, None, -1.0
-    for combo in itertools.product(*(GRID[f] for f in FEATURES)):
+    for combo in itertools.product(*(GRID[f] for f in RETRIEVAL_SIGNALS)):
         w = np.array(combo, dtype=np.float32)
         if not w.any():
             continue
@@ -97,37 +99,38 @@ def search_weights(data) -> tuple[np.ndarray, dict[str, float]]:
     return best_w, best_m
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gold", type=Path, default=Path("evals/gold.jsonl"))
+    parser.add_argument("--gold", type=Path, default=DEFAULT_GOLD)
     parser.add_argument("--corpus", type=Path, default=Path("seeds"))
     parser.add_argument("--index", type=Path, default=Path("index"))
     parser.add_argument("--folds", type=int, default=5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     kb = load(args.corpus, args.index)
-    data = collect(kb, load_gold(args.gold))
-    current = np.array([getattr(kb.settings, f"weight_{f}") for f in FEATURES], dtype=np.float32)
-    print(f"{len(data)} answerable questions; current weights {dict(zip(FEATURES, current.tolist(), strict=True))}")
+    data = collect(kb, load_gold(args.gold), args.corpus)
+    current = np.array([getattr(kb.settings, f"weight_{f}") for f in RETRIEVAL_SIGNALS], dtype=np.float32)
+    print(f"{len(data)} scored questions; current weights {dict(zip(RETRIEVAL_SIGNALS, current.tolist(), strict=True))}")
     print("current:", evaluate(data, current))
-    for name in FEATURES:  # each signal alone
-        w = np.array([1.0 if f == name else 0.0 for f in FEATURES], dtype=np.float32)
+    for name in RETRIEVAL_SIGNALS:  # each signal alone
+        w = np.array([1.0 if f == name else 0.0 for f in RETRIEVAL_SIGNALS], dtype=np.float32)
         print(f"only {name}:", evaluate(data, w))
 
     rng = np.random.default_rng(0)
     folds = np.array_split(rng.permutation(len(data)), args.folds)
     held_out = []
     for i, test_idx in enumerate(folds):
-        train = [data[j] for j in range(len(data)) if j not in set(test_idx.tolist())]
+        test_rows = set(test_idx.tolist())
+        train = [data[j] for j in range(len(data)) if j not in test_rows]
         test = [data[j] for j in test_idx]
         w, _ = search_weights(train)
         m = evaluate(test, w)
         held_out.append((len(test), m))
         print(f"fold {i}: weights {w.tolist()} held-out {m}")
     total = sum(n for n, _ in held_out)
-    cv = {k: sum(n * m[k] for n, m in held_out) / total for k in ("hit@1", "hit@5", "mrr")}
+    cv = {k: sum(n * m[k] for n, m in held_out) / total for k in METRICS}
     print("cross-validated:", cv)
     w, m = search_weights(data)
-    print("chosen on all:", json.dumps(dict(zip(FEATURES, w.tolist(), strict=True))), m)
+    print("chosen on all:", json.dumps(dict(zip(RETRIEVAL_SIGNALS, w.tolist(), strict=True))), m)
 
 
 if __name__ == "__main__":

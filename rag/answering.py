@@ -100,7 +100,6 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
     sentences: list[SentenceRef] = field(default_factory=list)
     sentence_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-    sentence_cosine: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     confidence: float = 0.0
     #: Filled on first use by the answerability checks, then shared by every candidate answer:
     #: doc_id → the article as evidence text, and the articles that may be the question's subject.
@@ -205,7 +204,7 @@ class Answerer:
         timings["score_sentences"] = time.perf_counter() - t2
         confidence = self._confidence(analysis, hits, cosine)
         return Prepared(
-            question, standalone, hits, resolved, searcher, analysis, timings, sentences, scores, cosine, confidence
+            question, standalone, hits, resolved, searcher, analysis, timings, sentences, scores, confidence
         )
 
     def _sentence_scores(
@@ -351,7 +350,7 @@ class Answerer:
         for idx in order:
             ref = prepared.sentences[int(idx)]
             if used + len(ref.text) > budget:
-                continue  # prompt tokens cost ~20-50 ms each on a CPU: the budget is strict
+                continue  # every prompt token costs ~12 ms on 2 cores (see Settings.llm_context_chars): strict
             if len(by_hit.get(ref.hit, [])) >= self.settings.llm_sentences_per_paragraph:
                 continue
             by_hit.setdefault(ref.hit, []).append(int(idx))

@@ -11,8 +11,6 @@ event ("the HomeNet workshop"), and that name often appears only in the title.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from rag.domain import Article, Chunk, Paragraph
 from rag.sentences import sentence_spans
 from rag.settings import Settings
@@ -47,9 +45,6 @@ class ParagraphChunker:
             "sentence_chunks": self.sentence_chunks,
             "sentence_title_header": self.sentence_title_header,
         }
-
-    def chunk_all(self, articles: Iterable[Article]) -> list[Chunk]:
-        return [chunk for article in articles for chunk in self.chunk(article)]
 
     def chunk(self, article: Article) -> list[Chunk]:
         header = context_header(article) if self.title_header else ""

@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("eval", help="score retrieval and answers on a gold Q&A file (rag eval --help)", add_help=False)
 
     p = sub.add_parser("serve", help="start the chat UI (127.0.0.1 only unless --host says otherwise)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--host", default=None, help="address to listen on (default: RAG_UI_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: RAG_UI_PORT, 7860)")
     _add_corpus_args(p)
     return parser
 

@@ -16,11 +16,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from rag.lexicon import OBJECT_PRONOUNS, POSSESSIVE_PRONOUNS, SUBJECT_PRONOUNS
+
 _LEADING_FILLER = re.compile(r"^\s*(?:and|so|also|then|ok(?:ay)?|and then|but)\b[\s,]*", re.I)
 # References that only make sense with the previous turn.
 _PRONOUN = re.compile(
-    r"\b(it|its|they|them|their|theirs|there|this|that|these|those|he|she|him|his|her|hers|"
-    r"the same|the event|the workshop|the meeting|the webinar|the project|the session)\b",
+    r"\b("
+    + "|".join(sorted(SUBJECT_PRONOUNS | POSSESSIVE_PRONOUNS | OBJECT_PRONOUNS))
+    + r"|the same|the event|the workshop|the meeting|the webinar|the project|the session)\b",
     re.I,
 )
 _WHAT_ABOUT = re.compile(r"^\s*(?:and\s+)?(?:what|how)\s+about\s+(?P<topic>.+?)\s*\??\s*$", re.I)
@@ -36,8 +39,6 @@ _TOPIC = re.compile(
 )
 _ENTITY = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:of|and|for|the|on)?\s*[A-Z][\w’'-]*)+|\b[A-Z]{2,}\b")
 _STANDALONE_MIN_WORDS = 5
-_SUBJECT_PRONOUNS = {"it", "they", "this", "that", "these", "those", "he", "she"}
-_POSSESSIVES = {"its", "their", "theirs", "his", "her", "hers"}
 
 
 def needs_rewrite(question: str, history: Sequence[dict[str, Any]] | None) -> bool:
@@ -98,9 +99,9 @@ def _topic(question: str) -> str | None:
 def _replace_first_pronoun(text: str, topic: str) -> str:
     def swap(match: re.Match[str]) -> str:
         word = match.group(0).lower()
-        if word in _POSSESSIVES:
+        if word in POSSESSIVE_PRONOUNS:
             return f"{topic}'s"
-        if word in _SUBJECT_PRONOUNS or word.startswith("the ") or word in {"them", "him", "there"}:
+        if word in SUBJECT_PRONOUNS or word.startswith("the ") or word in OBJECT_PRONOUNS:
             return f"in {topic}" if word == "there" else topic
         return match.group(0)
 

@@ -27,15 +27,6 @@ def hit_to_document(hit: Hit) -> Document:
     return Document(page_content=text, metadata=meta, id=f"{hit.doc_id}#p{hit.paragraph}")
 
 
-def document_to_hit(doc: Document) -> Hit:
-    meta = doc.metadata
-    return Hit(
-        doc_id=meta["doc_id"], title=meta.get("title", ""), date=meta.get("date"),
-        paragraph=int(meta["paragraph"]), text=doc.page_content, start=int(meta.get("start", 0)),
-        end=int(meta.get("end", len(doc.page_content))), score=float(meta.get("score", 0.0)),
-    )
-
-
 @runtime_checkable
 class SearchesParagraphs(Protocol):
     """Anything that ranks paragraphs: a ``rag.KnowledgeBase``, a ``HybridSearcher``, your own."""

@@ -40,7 +40,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field
 
 from rag.errors import ModelNotInstalledError, RagError
-from rag.files import fsync_dir, sha256_file
+from rag.files import fsync_dir, sha256_file, write_text_atomic
 from rag.settings import (
     LOCAL_LLM_PACKAGE_VERSION,
     LOCAL_LLM_PARTS,
@@ -147,9 +147,7 @@ def cached_sha256(path: Path) -> str:
 def _write_sidecar(path: Path, digest: str) -> None:
     data = {**_stat_key(path), "sha256": digest}
     with contextlib.suppress(OSError):  # only a cache: a read-only folder just means re-hashing
-        tmp = _sidecar(path).with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, _sidecar(path))
+        write_text_atomic(_sidecar(path), json.dumps(data))
 
 
 def assemble_local_model(

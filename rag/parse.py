@@ -19,22 +19,10 @@ from pathlib import Path
 
 from rag.domain import Article, Paragraph
 from rag.errors import CorpusError
+from rag.lexicon import MONTH_NUMBERS
 from rag.sentences import is_list_item, sentences
 
-_MONTHS = {
-    name: i
-    for i, names in enumerate(
-        [
-            ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"),
-            ("may",), ("june", "jun"), ("july", "jul"), ("august", "aug"),
-            ("september", "sep", "sept"), ("october", "oct"), ("november", "nov"),
-            ("december", "dec"),
-        ],
-        start=1,
-    )
-    for name in names
-}
-_MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_MONTH = r"(?P<month>" + "|".join(sorted(MONTH_NUMBERS, key=len, reverse=True)) + r")\.?"
 # "01 April 2022", "18-19 June 2024", "2nd November 2022"
 _DAY_MONTH_YEAR = re.compile(
     r"\b(?P<day>\d{1,2})(?:st|nd|rd|th)?(?:\s*[-–]\s*\d{1,2}(?:st|nd|rd|th)?)?\s+" + _MONTH
@@ -159,7 +147,7 @@ def find_first_date(text: str) -> str | None:
 
 def _to_iso(match: re.Match[str]) -> str | None:
     month_raw = match.group("month")
-    month = int(month_raw) if month_raw.isdigit() else _MONTHS.get(month_raw.lower().rstrip("."))
+    month = int(month_raw) if month_raw.isdigit() else MONTH_NUMBERS.get(month_raw.lower().rstrip("."))
     try:
         return date(int(match.group("year")), month or 0, int(match.group("day"))).isoformat()
     except ValueError:

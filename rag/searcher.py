@@ -20,7 +20,6 @@ comparison table).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -163,7 +162,6 @@ class HybridSearcher:
         self.sentence_terms = self.paragraph_bm25.term_presence(sentence_texts)
         kinds = np.array([c.kind for c in index.chunks])
         self.is_sentence_chunk = kinds == "sentence"
-        self._lock = threading.Lock()
 
     def article(self, doc_id: str) -> Article | None:
         """A parsed article of this index, or None."""
@@ -234,7 +232,7 @@ class HybridSearcher:
     def dense_search(self, query: str, k: int) -> list[Hit]:
         """Dense only (for comparisons): the best chunk score per paragraph."""
         query = self.check_query(query)
-        para_scores = self._dense_paragraph_scores(self._embed(query), self.is_sentence_chunk | True)
+        para_scores = self._dense_paragraph_scores(self._embed(query), np.ones_like(self.is_sentence_chunk))
         order = np.argsort(-para_scores)[:k]
         return [self._hit(int(r), float(para_scores[r])) for r in order if np.isfinite(para_scores[r])]
 

@@ -1,4 +1,4 @@
-"""FAISS behind a small interface: exact search for small collections, HNSW for large ones.
+"""FAISS behind a small interface: exact search for small collections, IVF for large ones (HNSW by name).
 
 The index type is chosen by size (``choose_index_type``) so a 50-paragraph corpus gets exact
 answers and a million-vector one stays fast. Vectors are unit length, so inner product is

@@ -139,7 +139,9 @@ BAD_FORMAT_CASES = {
     "extra_key": ([_item(id="q002", notes="x")], "unexpected key"),
     "wrong_type_answerable": ([_item(id="q002", answerable="yes")], "'answerable' must be a boolean"),
     "wrong_type_answers": ([_item(id="q002", answers="Phnom Penh")], "'answers' must be a list"),
-    "bad_item_type": ([_item(id="q002", type="trivia")], "'type'"),
+    "empty_item_type": ([_item(id="q002", type="")], "'type' must not be empty"),
+    "blank_item_type": ([_item(id="q002", type="  ")], "'type' must not be empty"),
+    "unanswerable_type_answerable": ([_item(id="q002", type="unanswerable")], "type 'unanswerable' but"),
     "duplicate_id": ([_item(id="q001")], "duplicate id"),
     "unanswerable_with_sources": (
         [_unanswerable(sources=[{"file": "doc.txt", "quote": "Phnom Penh"}])],
@@ -173,6 +175,12 @@ def test_format_errors_are_caught(case: str, tmp_path: Path, corpus: Path) -> No
     problems = validate_gold(path, corpus)
     assert len(problems) == 1
     assert "line 2" in problems[0] and needle in problems[0]
+
+
+def test_type_is_a_free_label(tmp_path: Path, corpus: Path) -> None:
+    path = _write(tmp_path, [_item(type="trivia"), _item(id="q002", type="multi-article"), _unanswerable(id="q003", type="who")])
+    assert validate_gold(path, corpus) == []
+    assert [i.type for i in load_gold(path)] == ["trivia", "multi-article", "who"]
 
 
 def test_quote_not_in_file_is_reported(tmp_path: Path, corpus: Path) -> None:

@@ -300,3 +300,18 @@ def test_latency_summary() -> None:
     summary = M.latency_summary([1.0, 2.0, 3.0])
     assert summary == {"n": 3, "p50": 2.0, "p95": pytest.approx(2.9), "mean": 2.0}
     assert M.latency_summary([]) == {"n": 0, "p50": None, "p95": None, "mean": None}
+
+
+def test_latency_ms_is_what_the_benchmarks_wrote() -> None:
+    """evals.bench and evals.scale_bench summarise through ``latency_ms``: numpy's percentiles of the
+    durations in milliseconds, rounded (what their inline ``np.percentile`` calls used to write)."""
+    seconds = np.random.default_rng(1).exponential(0.05, size=41).tolist()
+    ms = np.array(seconds) * 1000
+    assert M.latency_ms(seconds, digits=2) == {
+        "n": 41,
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p95_ms": round(float(np.percentile(ms, 95)), 2),
+        "mean_ms": pytest.approx(round(float(ms.mean()), 2), abs=0.011),
+        "max_ms": round(float(ms.max()), 2),
+    }
+    assert M.latency_ms([]) == {"n": 0, "p50_ms": None, "p95_ms": None, "mean_ms": None, "max_ms": None}

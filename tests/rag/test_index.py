@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 
 from rag.chunk import ParagraphChunker
+from rag.corpus import scan_corpus
 from rag.embed import SentenceTransformerEmbeddings, model_fingerprint
 from rag.errors import CorpusError, IndexCorruptError
-from rag.index import IndexStore, scan_corpus
+from rag.index import IndexStore
 from rag.parse import parse_file
 from rag.searcher import HybridSearcher
 from rag.settings import Settings
@@ -127,7 +128,7 @@ def test_build_then_load(tiny_corpus, tmp_path: Path, embedder: SentenceTransfor
     report = store.build(corpus)
 
     articles = {p.name: parse_file(p) for p in sorted(corpus.glob("*.txt"))}
-    chunks = ParagraphChunker(Settings()).chunk_all(articles.values())
+    chunks = [c for a in articles.values() for c in ParagraphChunker(Settings()).chunk(a)]
     assert report.files == 3
     assert report.paragraphs == sum(len(a.paragraphs) for a in articles.values()) == 9
     assert report.chunks == report.embedded_chunks == len(chunks)
@@ -422,7 +423,7 @@ def test_write_error_keeps_old_index(
     elif target == "jsonl":
         monkeypatch.setattr(index_module, "_write_jsonl", _enospc)
     else:
-        real_write_text = index_module._write_text
+        real_write_text = index_module.write_text_atomic
         failing_name = "manifest.json" if target == "manifest" else "CURRENT"
 
         def write_text(path: Path, text: str) -> None:
@@ -430,7 +431,7 @@ def test_write_error_keeps_old_index(
                 _enospc()
             real_write_text(path, text)
 
-        monkeypatch.setattr(index_module, "_write_text", write_text)
+        monkeypatch.setattr(index_module, "write_text_atomic", write_text)
     bees = corpus / "bees.txt"
     bees.write_text(bees.read_text(encoding="utf-8") + "\n\nVolunteers will count the hives again in May.",
                     encoding="utf-8")

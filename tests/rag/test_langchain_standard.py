@@ -16,9 +16,10 @@ from langchain_core.documents import Document
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests, RetrieversIntegrationTests
 from langchain_tests.unit_tests import EmbeddingsUnitTests
 
+import rag
 from rag.embed import SentenceTransformerEmbeddings
 from rag.knowledge import KnowledgeBase
-from rag.langchain_retriever import ParagraphRetriever, document_to_hit, hit_to_document
+from rag.langchain_retriever import ParagraphRetriever, hit_to_document
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -49,7 +50,7 @@ class TestParagraphRetrieverStandard(RetrieversIntegrationTests):
 
     @property
     def retriever_constructor_params(self) -> dict[str, Any]:
-        return {"corpus_dir": str(self.corpus_dir), "index_dir": str(self.index_dir), "k": 2}
+        return {"searcher": rag.load(self.corpus_dir, self.index_dir), "k": 2}
 
     @property
     def retriever_query_example(self) -> str:
@@ -96,9 +97,11 @@ def test_retriever_documents_carry_citation_metadata(seeds_kb: KnowledgeBase) ->
         assert source[doc.metadata["start"] : doc.metadata["end"]] == doc.page_content
 
 
-def test_hit_document_round_trip(seeds_kb: KnowledgeBase) -> None:
+def test_hit_to_document_keeps_every_citation_field(seeds_kb: KnowledgeBase) -> None:
     for hit in seeds_kb.search("cooperatives", k=3):
-        assert document_to_hit(hit_to_document(hit)) == hit
+        doc = hit_to_document(hit)
+        assert doc.page_content == hit.text and doc.id == f"{hit.doc_id}#p{hit.paragraph}"
+        assert {**doc.metadata, "text": doc.page_content} == hit.to_dict()
 
 
 def test_embeddings_are_unit_vectors() -> None:

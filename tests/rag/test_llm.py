@@ -164,7 +164,7 @@ def test_already_assembled_is_not_rewritten(tmp_path: Path, monkeypatch: pytest.
         raise AssertionError("the sidecar should spare re-hashing")
 
     monkeypatch.setattr(llm, "find_model_parts", no_parts)
-    monkeypatch.setattr(llm, "file_sha256", no_hashing)
+    monkeypatch.setattr(llm, "sha256_file", no_hashing)
     assert llm.assemble_local_model(settings) == path
     after = path.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)

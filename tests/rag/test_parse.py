@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from rag.errors import CorpusError
 from rag.domain import Article
+from rag.errors import CorpusError
 from rag.parse import find_first_date, parse_bytes, parse_date, parse_file, parse_text
 
 SEEDS = sorted((Path(__file__).resolve().parents[2] / "seeds").glob("*.txt"))

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from rag.domain import Answer
 from rag.embed import SentenceTransformerEmbeddings
 from rag.knowledge import KnowledgeBase
-from rag.domain import Answer
 from rag.settings import Settings
 
 SOAK_SECONDS = float(os.environ.get("RAG_SOAK_SECONDS", "120"))

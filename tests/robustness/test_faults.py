@@ -108,11 +108,11 @@ def no_llm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def test_llm_mode_without_model_names_make_model(seeds_kb: KnowledgeBase, no_llm: Settings) -> None:
-    from rag.answering import AnswerPipeline
+    from tests.helpers import answerer_for
 
     # The same index as seeds_kb (up to date, so only loaded); only the LLM settings differ.
     kb = KnowledgeBase(seeds_kb.corpus_dir, seeds_kb.index_dir, settings=no_llm, embedder=seeds_kb.embedder)
-    pipeline = AnswerPipeline(kb)
+    pipeline = answerer_for(kb)
     assert not pipeline.llm_available()
     with pytest.raises(ModelNotInstalledError, match="`make model`") as excinfo:
         pipeline.answer("Who funded the country studies and workshops?", mode="llm")
@@ -125,12 +125,12 @@ def test_llm_mode_without_model_names_make_model(seeds_kb: KnowledgeBase, no_llm
 
 
 def test_llm_mode_with_missing_model_file_names_make_model(seeds_kb: KnowledgeBase, tmp_path: Path) -> None:
-    from rag.answering import AnswerPipeline
+    from tests.helpers import answerer_for
 
     settings = Settings(llm_model_path=str(tmp_path / "gone.gguf"), llm_base_url="")
     kb = KnowledgeBase(seeds_kb.corpus_dir, seeds_kb.index_dir, settings=settings, embedder=seeds_kb.embedder)
     with pytest.raises(ModelNotInstalledError, match="`make model`"):
-        AnswerPipeline(kb).answer("Who funded the country studies and workshops?", mode="llm")
+        answerer_for(kb).answer("Who funded the country studies and workshops?", mode="llm")
 
 
 def test_cli_ask_llm_without_model_names_make_model(

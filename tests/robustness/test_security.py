@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from rag import cli
+from rag.corpus import scan_corpus
 from rag.embed import SentenceTransformerEmbeddings
-from rag.index import scan_corpus
 from rag.knowledge import KnowledgeBase
 from rag.settings import Settings, default_embedding_model
 
@@ -174,8 +174,12 @@ def test_corpus_given_through_a_symlink_still_works(tmp_path: Path, tiny_article
 def test_loopback_is_the_default_everywhere() -> None:
     from ui import app
 
-    assert inspect.signature(app.serve).parameters["host"].default == "127.0.0.1"
-    assert cli.build_parser().parse_args(["serve"]).host == "127.0.0.1"
+    # ui.app.serve listens on settings.ui_host unless told otherwise
+    assert inspect.signature(app.serve).parameters["host"].default is None
+    assert Settings.model_fields["ui_host"].default == "127.0.0.1"
+    # rag serve passes no host unless given one, so the settings' loopback default applies
+    assert cli.build_parser().parse_args(["serve"]).host is None
+    assert Settings().ui_host == "127.0.0.1"
 
 
 def _free_port() -> int:

@@ -6,22 +6,26 @@ end-to-end checks; small fakes serve the unit pieces. Answers use extractive mod
 
 from __future__ import annotations
 
-import html
+import ast
 import re
 import shutil
 import socket
 import threading
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from gradio_client import Client
 
+from rag.domain import Answer, Article, Citation, Hit, Paragraph
 from rag.errors import CorpusError, QueryError
 from rag.knowledge import KnowledgeBase
-from rag.domain import Answer, Article, Citation, Hit, Paragraph
+from rag.settings import Settings, get_settings
+from tests.ui.html_checks import assert_no_injection
 from ui import app as ui_app
+from ui import handlers as ui_handlers
+from ui import render
 
 SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 
@@ -33,40 +37,10 @@ The Zorblax tailoring cooperative in Narnia trained 42 tailors in 2023 <img src=
 A second paragraph mentions <b onmouseover="alert(3)">bold</b> text and a link <a href="javascript:alert(4)">here</a>.
 """
 
-ALLOWED_TAGS = {"div", "span", "a", "mark", "details", "summary", "p", "h4"}
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class TagCollector(HTMLParser):
-    """Every tag and attribute the browser would build from a piece of HTML."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, attrs))
-
-
-def parse_tags(markup: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
-    parser = TagCollector()
-    parser.feed(markup)
-    parser.close()
-    return parser.tags
-
-
-def assert_no_injection(markup: str) -> None:
-    for tag, attrs in parse_tags(markup):
-        assert tag in ALLOWED_TAGS, f"unexpected tag <{tag}> in rendered HTML"
-        for name, value in attrs:
-            assert not name.startswith("on"), f"event handler attribute {name} in rendered HTML"
-            if name == "href":
-                assert value is not None and value.startswith("#"), f"non-anchor link {value!r}"
 
 
 def handler(demo, name: str):
@@ -82,7 +56,12 @@ def run_respond(demo, question: str, turns: list | None = None, mode: str = "ext
     return list(handler(demo, "respond")(question, turns or [], mode, k))
 
 
-def final_turns(updates) -> list[dict]:
+def status_banner(demo) -> str:
+    """The banner above the app, as the status handler renders it now."""
+    return handler(demo, "status_tick")()[0].value
+
+
+def final_turns(updates) -> list[ui_handlers.Turn]:
     return updates[-1][3]
 
 
@@ -114,16 +93,24 @@ def served(kb):
 
 
 class FakeKB:
-    """A stand-in with the library's surface: answer_stream, answer, search, llm_available."""
+    """A stand-in with the part of the ``KnowledgeBase`` surface the UI uses."""
 
     def __init__(self, tokens: list[str] | None = None, delay: float = 0.0, llm: bool = False) -> None:
+        self.settings = get_settings()
         self.tokens = tokens if tokens is not None else ["Answer text ", "[1]"]
         self.delay = delay
         self.llm = llm
         self.calls: list[dict] = []
+        self.searches: list[int | None] = []
         para = Paragraph("a.txt", 1, "First paragraph with the quote inside.", 0, 38)
-        self.article = Article("a.txt", "An article", "2024-01-02", (para,), "0" * 64)
+        self.the_article = Article("a.txt", "An article", "2024-01-02", (para,), "0" * 64)
         self.hit = Hit("a.txt", "An article", "2024-01-02", 1, para.text, 0, 38, 1.0)
+
+    def ensure_ready(self):
+        return self
+
+    def article(self, doc_id):
+        return self.the_article if doc_id == self.the_article.doc_id else None
 
     def answer_stream(self, question, history=None, mode=None, k=None):
         if not question.strip():
@@ -142,6 +129,7 @@ class FakeKB:
         return final
 
     def search(self, query, k=None):
+        self.searches.append(k)
         return [self.hit]
 
     def llm_available(self):
@@ -300,28 +288,6 @@ def test_search_view_lists_paragraphs_without_answering(served):
 # --------------------------------------------------------------------------------------
 
 
-def test_highlight_escapes_and_marks_the_quote():
-    out = ui_app.highlight("a <b>x</b> the quote & more", "the quote & more")
-    assert out == "a &lt;b&gt;x&lt;/b&gt; <mark>the quote &amp; more</mark>"
-    assert ui_app.highlight("<i>", "missing") == "&lt;i&gt;"
-
-
-def test_marker_links_only_for_known_sources():
-    out = ui_app.render_answer_text("A <x> [1] B [2] C [9]", "src-4", [1, 2])
-    assert '<a class="rag-cite" href="#src-4-1"' in out
-    assert '<a class="rag-cite" href="#src-4-2"' in out
-    assert "[9]" in out and 'href="#src-4-9"' not in out
-    assert "&lt;x&gt;" in out
-
-
-def test_abstention_rendering_differs_from_an_answer():
-    fake = FakeKB()
-    answered = ui_app.render_answer(fake.answer("q"), 0)
-    abstained = ui_app.render_answer(Answer("q", "The articles don't say.", abstained=True), 0)
-    assert "rag-answered" in answered and "rag-card" in answered
-    assert "rag-abstain" in abstained and "Not in the articles" in abstained and "rag-card" not in abstained
-
-
 def test_streaming_is_throttled_and_history_is_passed():
     fake = FakeKB(tokens=[f"w{i} " for i in range(150)] + ["[1]"], delay=0.002)
     demo = ui_app.build_app(fake, stream_interval=0.1)
@@ -353,13 +319,13 @@ def test_loading_message_until_the_kb_is_ready():
 
     demo = ui_app.build_app(factory)
     loader = demo.rag_loader
-    assert "being built or loaded" in ui_app.render_status(loader)
+    assert "being built or loaded" in status_banner(demo)
     conversation = run_respond(demo, "a question")[-1][1]
     assert "still being built or loaded" in conversation and "rag-notice" in conversation
     assert "being built or loaded" in handler(demo, "search_view")("x", 3)
     release.set()
     assert loader.wait(10) and loader.ready
-    assert ui_app.render_status(loader) == ""
+    assert status_banner(demo) == ""
     assert "rag-card" in run_respond(demo, "a question")[-1][1]
 
 
@@ -369,7 +335,7 @@ def test_load_failure_is_a_plain_message():
 
     demo = ui_app.build_app(factory)
     assert demo.rag_loader.wait(10)
-    status = ui_app.render_status(demo.rag_loader)
+    status = status_banner(demo)
     assert "no articles" in status and "rag-failed" in status
     assert "no articles" in run_respond(demo, "q")[-1][1]
 
@@ -387,9 +353,9 @@ def test_unexpected_errors_do_not_show_a_traceback(caplog):
 
 
 def test_llm_mode_is_labelled_unavailable_without_a_model():
-    labels = dict((value, label) for label, value in ui_app.mode_choices(False))
+    labels = dict((value, label) for label, value in render.mode_choices(False))
     assert "unavailable" in labels["llm"]
-    labels = dict((value, label) for label, value in ui_app.mode_choices(True))
+    labels = dict((value, label) for label, value in render.mode_choices(True))
     assert "unavailable" not in labels["llm"]
     demo = ui_app.build_app(FakeKB(llm=False))
     assert demo.rag_loader.wait(10)
@@ -398,5 +364,72 @@ def test_llm_mode_is_labelled_unavailable_without_a_model():
     assert timer.active is False
 
 
-def test_escape_helper_covers_attributes():
-    assert ui_app.esc('"><img src=x>') == html.escape('"><img src=x>', quote=True)
+def test_cards_show_the_whole_article_from_the_knowledge_base():
+    demo = ui_app.build_app(FakeKB())
+    assert demo.rag_loader.wait(10)
+    conversation = run_respond(demo, "q")[-1][1]
+    assert '<details class="rag-article">' in conversation and 'id="src-0-1-p1"' in conversation
+    assert "<details" in handler(demo, "search_view")("x", 3)
+
+
+def test_a_card_without_its_article_still_shows_the_paragraph():
+    class NoArticles(FakeKB):
+        def article(self, doc_id):
+            raise KeyError(doc_id)
+
+    demo = ui_app.build_app(NoArticles())
+    assert demo.rag_loader.wait(10)
+    conversation = run_respond(demo, "q")[-1][1]
+    assert 'class="rag-card"' in conversation and "<mark>the quote</mark>" in conversation
+    assert "<details" not in conversation
+
+
+def test_api_history_that_is_not_a_list_is_a_plain_error():
+    demo = ui_app.build_app(FakeKB())
+    assert demo.rag_loader.wait(10)
+    ask = handler(demo, "ask")
+    with pytest.raises(gr.Error, match="not valid JSON"):
+        ask("q", "{")
+    with pytest.raises(gr.Error, match="must be a list"):
+        ask("q", "3")
+    assert ask("q", '[{"role": "user", "content": "a"}]')["citations"][0]["quote"] == "the quote"
+
+
+def test_settings_give_the_defaults():
+    settings = Settings(top_k=7, answer_context_k=3, answer_mode="extractive", ui_stream_interval_s=0.5)
+    fake = FakeKB()
+    demo = ui_app.build_app(fake, settings=settings)
+    assert demo.rag_loader.wait(10)
+    search = demo.get_api_info()["named_endpoints"]["/search"]["parameters"][1]
+    assert search["parameter_name"] == "k" and search["parameter_default"] == 7
+    handler(demo, "search")("q")
+    assert fake.searches == [7]
+    assert handler(demo, "respond").__self__.stream_interval == 0.5
+    config = demo.get_config_file()
+    values = {c["props"].get("elem_id"): c["props"].get("value") for c in config["components"]}
+    assert values["rag-k"] == 3 and values["rag-mode"] == "extractive"
+
+
+def test_a_knowledge_base_passed_in_brings_its_settings():
+    fake = FakeKB()
+    fake.settings = Settings(top_k=3)
+    demo = ui_app.build_app(fake)
+    assert demo.rag_loader.wait(10)
+    assert demo.get_api_info()["named_endpoints"]["/search"]["parameters"][1]["parameter_default"] == 3
+
+
+def test_static_assets_are_in_the_page():
+    static = Path(ui_app.__file__).parent / "static"
+    assert (static / "app.css").read_text(encoding="utf-8") in ui_app.HEADER
+    demo = ui_app.build_app(FakeKB())
+    js = {c["props"].get("elem_id"): c["props"].get("js_on_load") for c in demo.get_config_file()["components"]}
+    assert js["rag-conversation"] == js["rag-hits"] == (static / "app.js").read_text(encoding="utf-8")
+
+
+def test_the_ui_imports_nothing_from_evals():
+    for path in Path(ui_app.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not any(n == "evals" or n.startswith("evals.") for n in names), f"{path.name} imports evals"

@@ -28,7 +28,7 @@ TIMEOUT_MS = 60_000
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium: run `make browser` as root, or `sudo apt-get install chromium`"),
 ]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
@@ -99,6 +99,8 @@ def test_question_answer_sources_follow_up_and_screenshot(page, tmp_path):
     card = first.locator("#src-0-1")
     assert "paragraph" in card.locator(".rag-meta").inner_text()
     assert "Korea" in card.locator("mark").first.inner_text()
+    # the styles from ui/static/app.css are in the page
+    assert card.evaluate("e => getComputedStyle(e).borderTopLeftRadius") == "10px"
     assert page.locator("#rag-question textarea").input_value() == ""
 
     # a marker leads to its card

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from rag.citations import SupportChecker, numbers_in, proper_names, split_claims
-from rag.embed import SentenceTransformerEmbeddings
 from rag.domain import Hit
+from rag.embed import SentenceTransformerEmbeddings
+from rag.lexicon import numbers_in, proper_names
+from rag.support import SupportChecker, split_claims
 
 
 def _hit(text: str, title: str = "Workshop on SSE policy", doc: str = "a.txt", n: int = 1) -> Hit:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.errors import QueryError
-from rag.knowledge import KnowledgeBase
 from rag.bm25 import BM25Index
 from rag.domain import Hit
-from rag.searcher import FEATURES, answer_types, best_sentence_coverage, holds_answer_type, sentence_offsets
+from rag.errors import QueryError
+from rag.knowledge import KnowledgeBase
+from rag.question import analyze_question, holds_answer_type
+from rag.searcher import FEATURES, best_sentence_coverage, sentence_offsets
 from rag.sentences import sentence_spans
 
 PHASE2_COUNTRIES = ("Cambodia", "Mongolia", "Thailand", "Vietnam")
@@ -157,7 +158,7 @@ def test_query_of_unknown_words_still_answers(seeds_kb: KnowledgeBase) -> None:
     ],
 )
 def test_answer_types(question: str, kinds: list[str]) -> None:
-    assert answer_types(question) == kinds
+    assert list(analyze_question(question).answer_types) == kinds
 
 
 def test_holds_answer_type() -> None:

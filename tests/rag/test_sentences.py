@@ -1,4 +1,4 @@
-"""Tests of rag.text: sentence spans and lexical tokens."""
+"""Tests of rag.sentences: sentence spans with exact offsets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from rag.text import is_list_item, normalize, sentence_spans, sentences, stem, tokenize
+from rag.sentences import is_list_item, sentence_spans, sentences
 
 
 @pytest.mark.parametrize(
@@ -61,66 +61,3 @@ def test_is_list_item() -> None:
     assert is_list_item("3. item")
     assert not is_list_item("2022 was a good year")
     assert not is_list_item("-dash without space")
-
-
-# --- tokens ---------------------------------------------------------------------------------
-
-
-def test_tokenize_drops_stopwords_and_stems() -> None:
-    assert tokenize("The Workshops were planned in the capital") == ["workshop", "plan", "capital"]
-
-
-def test_tokenize_normalizes_accents_case_and_possessives() -> None:
-    assert tokenize("Quiñones") == tokenize("QUINONES")
-    assert tokenize("Cambodia’s workers") == ["cambodia", "worker"]
-    assert tokenize("SSE's role") == tokenize("SSE’s roles") == ["sse", stem("role")]
-
-
-def test_tokenize_keep_stopwords() -> None:
-    assert tokenize("the plan", keep_stopwords=True) == ["the", "plan"]
-    assert tokenize("the and of") == []
-
-
-def test_tokenize_numbers() -> None:
-    assert tokenize("37 participants in 2021") == ["37", "participant", "2021"]
-
-
-@pytest.mark.parametrize(
-    ("word", "expected"),
-    [
-        ("countries", "country"),
-        ("classes", "class"),
-        ("planned", "plan"),
-        ("meeting", "meet"),
-        ("workers", "worker"),
-        ("status", "status"),
-        ("analysis", "analysis"),
-        ("bus", "bus"),
-        ("cat", "cat"),
-        ("2021", "2021"),
-    ],
-)
-def test_stem(word: str, expected: str) -> None:
-    assert stem(word) == expected
-
-
-@pytest.mark.parametrize(
-    "forms",
-    [
-        ("cooperative", "cooperatives"),
-        ("policy", "policies"),
-        ("organize", "organizes", "organized", "organizing"),
-        ("plan", "plans", "planned", "planning"),
-        ("call", "calls", "called"),
-        ("pass", "passed"),
-        ("proceed", "proceeds", "proceeded"),
-        ("workshop", "workshops"),
-        ("class", "classes"),
-    ],
-)
-def test_word_forms_meet(forms: tuple[str, ...]) -> None:
-    assert len({stem(f) for f in forms}) == 1, {f: stem(f) for f in forms}
-
-
-def test_normalize() -> None:
-    assert normalize("Café’S") == "cafe's"

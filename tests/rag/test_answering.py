@@ -10,11 +10,11 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
-from rag.answering import AnswerPipeline
+from rag.domain import Answer
 from rag.errors import ModelNotInstalledError, QueryError
 from rag.knowledge import KnowledgeBase
-from rag.domain import Answer
 from rag.prompts import ABSTAIN_TEXT
+from tests.helpers import answerer_for
 
 
 def _fake(*replies: str) -> GenericFakeChatModel:
@@ -47,7 +47,7 @@ def test_stream_yields_text_then_answer(seeds_kb: KnowledgeBase) -> None:
 
 
 def test_llm_answer_markers_are_checked_and_renumbered(seeds_kb: KnowledgeBase) -> None:
-    pipeline = AnswerPipeline(seeds_kb, chat_model=_fake(
+    pipeline = answerer_for(seeds_kb, chat_model=_fake(
         # [7] is out of range, [2] points at a paragraph that does not support the claim.
         "The workshop was funded by the Korean Ministry of Employment and Labour (MOEL) [7]. "
         "It was implemented by the Korea Social Enterprise Promotion Agency [2]."
@@ -60,7 +60,7 @@ def test_llm_answer_markers_are_checked_and_renumbered(seeds_kb: KnowledgeBase) 
 
 
 def test_llm_unsupported_claims_are_dropped(seeds_kb: KnowledgeBase) -> None:
-    pipeline = AnswerPipeline(seeds_kb, chat_model=_fake(
+    pipeline = answerer_for(seeds_kb, chat_model=_fake(
         "The workshop was funded by the Korean Ministry of Employment and Labour [1]. "
         "The World Bank paid for 500 laptops for the Gunsan participants [1]."
     ))
@@ -71,7 +71,7 @@ def test_llm_unsupported_claims_are_dropped(seeds_kb: KnowledgeBase) -> None:
 
 def test_llm_cross_event_slip_is_caught(seeds_kb: KnowledgeBase) -> None:
     # The 2024 workshop had ~100 participants; the HomeNet articles never give a number.
-    pipeline = AnswerPipeline(seeds_kb, chat_model=_fake("100 participants attended the HomeNet workshop [1]."))
+    pipeline = answerer_for(seeds_kb, chat_model=_fake("100 participants attended the HomeNet workshop [1]."))
     answer = pipeline.answer("How many people attended the HomeNet workshop?", mode="llm")
     assert "HomeNet" not in answer.text or answer.abstained or all(
         "HomeNet" in (c.title + c.text) for c in answer.citations
@@ -80,20 +80,20 @@ def test_llm_cross_event_slip_is_caught(seeds_kb: KnowledgeBase) -> None:
 
 def test_llm_abstention_is_reported(seeds_kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(seeds_kb.settings, "llm_refusal_fallback", False)
-    pipeline = AnswerPipeline(seeds_kb, chat_model=_fake("NOT IN THE ARTICLES"))
+    pipeline = answerer_for(seeds_kb, chat_model=_fake("NOT IN THE ARTICLES"))
     answer = pipeline.answer("Who chairs the HomeNet South-East Asia Executive Committee?", mode="llm")
     assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.citations == ()
 
 
 def test_llm_abstention_stands_when_no_quote_passes_the_checks(seeds_kb: KnowledgeBase) -> None:
     # Only the 2024 workshop gives a headcount: no quote about the HomeNet workshop answers.
-    pipeline = AnswerPipeline(seeds_kb, chat_model=_fake("NOT IN THE ARTICLES"))
+    pipeline = answerer_for(seeds_kb, chat_model=_fake("NOT IN THE ARTICLES"))
     answer = pipeline.answer("How many people attended the HomeNet Southeast Asia workshop in Phnom Penh?", mode="llm")
     assert answer.abstained and answer.text == ABSTAIN_TEXT
 
 
 def test_retrieval_gate_abstains_without_calling_the_model(seeds_kb: KnowledgeBase) -> None:
-    pipeline = AnswerPipeline(seeds_kb, chat_model=_fake())  # would raise if called
+    pipeline = answerer_for(seeds_kb, chat_model=_fake())  # would raise if called
     answer = pipeline.answer("What is the boiling point of tungsten?", mode="llm")
     assert answer.abstained
 
@@ -119,7 +119,7 @@ def test_bad_inputs_are_clear_errors(seeds_kb: KnowledgeBase) -> None:
 
 
 def test_llm_mode_without_model_names_the_install_command(seeds_kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
-    pipeline = AnswerPipeline(seeds_kb)
+    pipeline = answerer_for(seeds_kb)
     monkeypatch.setattr(pipeline, "chat_model", lambda: None)
     monkeypatch.setattr(pipeline, "llm_available", lambda: False)
     with pytest.raises(ModelNotInstalledError, match="make model"):
@@ -156,7 +156,7 @@ def test_real_local_llm_smoke(seeds_kb: KnowledgeBase) -> None:
 
 def test_model_refusal_yields_to_a_checked_extractive_answer(seeds_kb: KnowledgeBase) -> None:
     """A small model often refuses with the answer in front of it: a strong, checked quote stands."""
-    pipeline = AnswerPipeline(seeds_kb, chat_model=_fake("NOT IN THE ARTICLES"))
+    pipeline = answerer_for(seeds_kb, chat_model=_fake("NOT IN THE ARTICLES"))
     answer = pipeline.answer("Into how many languages was the AROSP webinar simultaneously translated?", mode="llm")
     assert not answer.abstained and answer.mode == "extractive"
     assert "seven languages" in answer.text

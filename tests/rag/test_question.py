@@ -1,0 +1,54 @@
+"""Tests of rag.question: one analysis per question, read by search, answering and the checks."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.lexicon import stem, tokenize
+from rag.question import analyze_question, holds_answer_type
+
+
+def test_analysis_fields() -> None:
+    q = analyze_question("How many people attended the HomeNet workshop in Phnom Penh in 2022?")
+    assert q.terms == tuple(tokenize(q.text))
+    assert q.answer_types == ("number",) and q.asks == ("number",)
+    assert q.names == {"homenet", "phnom", "penh", "2022"}
+    assert q.numbers == {"2022"}
+    assert q.counted == {stem("people"), stem("attended")}
+
+
+@pytest.mark.parametrize(
+    ("question", "loose", "strict"),
+    [
+        ("Who funded the 2021 workshop?", ("person",), ("person",)),
+        ("When was the orientation held?", ("date",), ("date",)),
+        ("Whose ministry funded it?", ("person",), ()),  # "whose" mid-question: a hint, not a verdict
+        ("How much money did Korea contribute?", ("number",), ("amount", "number")),
+        ("Where did the workshop take place?", ("place",), ()),
+        ("What did Benjamin Velasco present?", (), ()),
+    ],
+)
+def test_loose_and_strict_readings(question: str, loose: tuple[str, ...], strict: tuple[str, ...]) -> None:
+    q = analyze_question(question)
+    assert q.answer_types == loose
+    assert q.asks == strict
+
+
+def test_possessives_and_phrases() -> None:
+    q = analyze_question("What did the ILO's director tell the Asian Solidarity Economy Council?")
+    assert "ilo" in q.names and "ilo's" not in q.names
+    assert q.phrases == {"asian solidarity economy council"}
+
+
+def test_analysis_is_cached_and_immutable() -> None:
+    q = analyze_question("Who funded the 2021 workshop?")
+    assert analyze_question("Who funded the 2021 workshop?") is q
+    with pytest.raises(AttributeError):
+        q.text = "changed"  # type: ignore[misc]
+
+
+def test_holds_answer_type() -> None:
+    assert holds_answer_type("Around 100 people came.", ("number",)) == 1.0
+    assert holds_answer_type("It was held on 2 November 2022 in Phnom Penh.", ("date", "number")) == 1.0
+    assert holds_answer_type("Nobody said anything.", ("date", "person")) == 0.0
+    assert holds_answer_type("Anything", ()) == 0.0
