@@ -8,8 +8,8 @@ stemmer), so a second language or a corrected list is one edit.
 ['cooper', 'fund', 'kosea', 'partner']
 >>> sorted(numbers_in("six member countries and 1,200 workers"))
 ['1200', '6']
->>> proper_names("Workers met Ms. Esim of HomeNet in Phnom Penh.")
-{'esim', 'homenet', 'phnom', 'penh'}
+>>> sorted(proper_names("Workers met the ILO and HomeNet in Phnom Penh."))
+['homenet', 'ilo', 'penh', 'phnom']
 """
 
 from __future__ import annotations
@@ -136,17 +136,14 @@ _STEMMER = Stemmer.Stemmer("english")
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """The Snowball English stem of a lower-case word ("cooperatives" → "cooper")."""
+    """The Snowball (Porter2) English stem of a lower-case word ("cooperatives" → "cooper").
+
+    It replaced a hand-written suffix stripper (README, "Measured"): on the SQuAD 2.0 articles
+    hybrid hit@1 / hit@5 stayed 0.686 / 0.893 and extractive accuracy rose 0.687 → 0.695; on the
+    gold set hit@1 fell 0.869 → 0.857 (2 of 175 questions), hit@3 rose 0.931 → 0.954 and extractive
+    accuracy 0.765 → 0.777.
+    """
     return _STEMMER.stemWord(word)
-
-
-# DEV-ONLY light stemmer toggle (removed before commit)
-import os as _os
-
-if _os.environ.get("RAG_DEV_LIGHT_STEM"):
-    import sys as _sys
-    _sys.path.insert(0, "/tmp")
-    from light_stem import stem
 
 
 def normalize(text: str) -> str:

@@ -8,7 +8,7 @@ from rag.lexicon import MONTH_NUMBERS, normalize, numbers_in, proper_names, stem
 
 
 def test_tokenize_drops_stopwords_and_stems() -> None:
-    assert tokenize("The Workshops were planned in the capital") == ["workshop", "plan", "capital"]
+    assert tokenize("The Workshops were planned in the capital") == ["workshop", "plan", "capit"]
 
 
 def test_tokenize_normalizes_accents_case_and_possessives() -> None:
@@ -23,19 +23,19 @@ def test_tokenize_keep_stopwords() -> None:
 
 
 def test_tokenize_numbers() -> None:
-    assert tokenize("37 participants in 2021") == ["37", "participant", "2021"]
+    assert tokenize("37 participants in 2021") == ["37", "particip", "2021"]
 
 
 @pytest.mark.parametrize(
     ("word", "expected"),
     [
-        ("countries", "country"),
+        ("countries", "countri"),
         ("classes", "class"),
         ("planned", "plan"),
         ("meeting", "meet"),
         ("workers", "worker"),
         ("status", "status"),
-        ("analysis", "analysis"),
+        ("analysis", "analysi"),
         ("bus", "bus"),
         ("cat", "cat"),
         ("2021", "2021"),
