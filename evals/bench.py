@@ -213,11 +213,21 @@ def measure_build(corpus: Path, index_dir: Path, settings: Any, embedder: Any, r
     return result, loaded
 
 
-def measure_search(loaded: Any, embedder: Any, settings: Any, questions: list[str], warmup: int = 5) -> dict[str, Any]:
+def default_reader(settings: Any) -> Any:
+    """The reader ``kb.search`` uses with these settings, or None."""
+    from rag.reader import Reader
+
+    if not settings.reader_model or settings.weight_reader <= 0:
+        return None
+    return Reader(settings.reader_model, quantize=settings.reader_quantize, max_length=settings.reader_max_length)
+
+
+def measure_search(loaded: Any, embedder: Any, settings: Any, questions: list[str], warmup: int = 5,
+                   reader: Any = None) -> dict[str, Any]:
     from rag.searcher import HybridSearcher
 
     t = time.perf_counter()
-    searcher = HybridSearcher(loaded, embedder, settings)
+    searcher = HybridSearcher(loaded, embedder, settings, reader)
     init_s = time.perf_counter() - t
     for q in questions[:warmup]:
         searcher.search(q, settings.top_k)
@@ -334,6 +344,12 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {name} | {r['files']} | {r['paragraphs']} | {r['chunks']} | {r['build_s']} | {r['chunks_per_s']} "
             f"| {r['embed_s']} | {r['embed_chunks_per_s']} | {r['search_p50_ms']} | {r['search_p95_ms']} |"
         )
+    seeds = results.get("seeds") or {}
+    if "reranked_search_p50_ms" in seeds:
+        lines.append(
+            f"| seeds, first stage + reader rerank | | | | | | | | {seeds['reranked_search_p50_ms']} "
+            f"| {seeds['reranked_search_p95_ms']} |"
+        )
     lines += [
         "",
         "| embedding throughput (same texts, same run) | texts | bare texts/s | pipeline texts/s | ratio |",
@@ -396,7 +412,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"building the seeds index ({seeds}) ...", file=sys.stderr)
         build, loaded = measure_build(seeds, root / "index-seeds", settings, embedder, repeats=2)
         seed_articles = list(loaded.articles.values())
-        build.update(measure_search(loaded, embedder, settings, seed_questions(seed_articles, args.queries)))
+        questions = seed_questions(seed_articles, args.queries)
+        build.update(measure_search(loaded, embedder, settings, questions))
+        reader = default_reader(settings)
+        if reader is not None:  # the same search with the reader's rerank (what kb.search does)
+            reranked = measure_search(loaded, embedder, settings, questions, reader=reader)
+            build.update({f"reranked_{k}": v for k, v in reranked.items() if k.startswith("search_")})
         results["seeds"] = build
         print("comparing the build's embedding stage with bare encode ...", file=sys.stderr)
         stage_ratio = measure_build_stage_ratio(seeds, root / "index-ratio", settings, embedder)

@@ -1,6 +1,7 @@
 """Run the system on a gold Q&A file and score retrieval, answers, citations, abstention, latency.
 
-    python -m evals.run [--gold FILE] [--corpus DIR] [--index DIR] [--mode all|extractive|llm|none]
+    python -m evals.run [--suite gold,squad2] [--gold FILE] [--corpus DIR] [--index DIR]
+                        [--mode all|extractive|llm|none]
                         [--out DIR] [--limit N] [--no-baseline] [--write-baseline] [--check-baseline]
     rag eval ...        (the same, through the project's CLI)
 
@@ -111,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m evals.run", description="Score retrieval and answers on a gold Q&A file."
     )
+    p.add_argument(
+        "--suite", default=None,
+        help="named suites instead of --gold/--corpus/--index, comma-separated: gold, squad2 or all "
+        "(each writes to OUT/<suite>/; a table of both at the end)",
+    )
     p.add_argument("--gold", type=Path, default=DEFAULT_GOLD, help="gold JSONL (default evals/gold.jsonl)")
     p.add_argument(
         "--corpus", type=Path, default=None, help="folder of articles (default: the settings' corpus, seeds/)"
@@ -133,9 +139,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(build_parser().parse_args(argv))
 
 
+def run_suites(args: argparse.Namespace) -> int:
+    """``--suite a,b``: one run per suite (its own gold, corpus, index, output folder), then both side by side."""
+    from evals.suites import parse_suites
+
+    try:
+        suites = parse_suites(args.suite)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if getattr(args, "write_baseline", False) or getattr(args, "check_baseline", False):
+        print("error: --write-baseline/--check-baseline work on the default gold set, not with --suite", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    status, tables = EXIT_OK, []
+    for suite in suites:
+        print(f"\n=== suite {suite.name}: {suite.description}", flush=True)
+        one = argparse.Namespace(**{**vars(args), "suite": None, "gold": suite.gold, "corpus": suite.corpus,
+                                    "index": suite.index, "out": Path(args.out) / suite.name})
+        status = max(status, run_cli(one))
+        results_path = Path(one.out) / "results.json"
+        if results_path.is_file():
+            tables.append(f"--- {suite.name} ({suite.description})\n"
+                          + summary_table(json.loads(results_path.read_text(encoding="utf-8"))))
+    print("\n\n".join(["", "=== all suites", *tables]))
+    return status
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """Run the evaluation for parsed arguments (from ``python -m evals.run`` or ``rag eval``)."""
     from evals import check_baseline as B
+
+    if getattr(args, "suite", None):
+        return run_suites(args)
 
     try:
         inputs = read_inputs(args)

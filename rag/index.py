@@ -34,7 +34,8 @@ import numpy as np
 from rag.chunk import ParagraphChunker
 from rag.corpus import Corpus, CorpusFile, parse_corpus, scan_corpus
 from rag.domain import Article, Chunk, Paragraph
-from rag.embed import SentenceTransformerEmbeddings
+from rag.embed import make_embedder
+from rag.embed_base import VectorEmbeddings
 from rag.errors import IndexCorruptError
 from rag.files import fsync_dir, sha256_file, write_lines_durable, write_text_atomic
 from rag.settings import Settings
@@ -120,16 +121,16 @@ class IndexStore:
     >>> index = store.load()
     """
 
-    def __init__(self, index_dir: str | Path, settings: Settings, embedder: SentenceTransformerEmbeddings | None = None) -> None:
+    def __init__(self, index_dir: str | Path, settings: Settings, embedder: VectorEmbeddings | None = None) -> None:
         self.index_dir = Path(index_dir)
         self.settings = settings
         self._embedder = embedder
         self.chunker = ParagraphChunker(settings)
 
     @property
-    def embedder(self) -> SentenceTransformerEmbeddings:
+    def embedder(self) -> VectorEmbeddings:
         if self._embedder is None:
-            self._embedder = SentenceTransformerEmbeddings(settings=self.settings)
+            self._embedder = make_embedder(self.settings)
         return self._embedder
 
     # --- reading ---------------------------------------------------------------------
@@ -199,7 +200,11 @@ class IndexStore:
     # --- staleness -------------------------------------------------------------------
 
     def settings_fingerprint(self) -> dict[str, Any]:
-        return {"chunking": self.chunker.settings_fingerprint(), "model": self.settings.embedding_model}
+        return {
+            "chunking": self.chunker.settings_fingerprint(),
+            "model": self.settings.embedding_model,
+            "backend": self.settings.embedding_backend,
+        }
 
     def is_stale(self, corpus_dir: str | Path) -> bool:
         """True when the corpus or the settings differ from what the live index was built from."""
@@ -214,6 +219,9 @@ class IndexStore:
         if manifest.get("chunking") != self.chunker.settings_fingerprint():
             return False
         if manifest["embedding"].get("model") != self.settings.embedding_model:
+            return False
+        # Two backends can share a dimension: a stale index would answer wrongly without an error.
+        if manifest["embedding"].get("backend", "sentence-transformers") != self.settings.embedding_backend:
             return False
         recorded = {doc_id: meta["sha256"] for doc_id, meta in manifest["files"].items()}
         recorded.update({doc_id: meta["sha256"] for doc_id, meta in manifest.get("skipped", {}).items()})
@@ -350,6 +358,7 @@ class IndexStore:
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "embedding": {
                     "model": self.settings.embedding_model,
+                    "backend": embedding_meta.get("backend", "sentence-transformers"),
                     "fingerprint": embedding_meta["fingerprint"],
                     "dimension": embedding_meta["dimension"],
                 },

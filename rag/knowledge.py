@@ -18,9 +18,11 @@ from langchain_core.runnables import Runnable
 
 from rag.answering import Answerer
 from rag.domain import Answer, Article, Hit
-from rag.embed import SentenceTransformerEmbeddings
+from rag.embed import make_embedder
+from rag.embed_base import VectorEmbeddings
 from rag.index import BuildReport, IndexStore
 from rag.langchain_retriever import ParagraphRetriever
+from rag.reader import Reader
 from rag.searcher import Candidates, HybridSearcher
 from rag.settings import Settings, get_settings
 
@@ -52,14 +54,20 @@ class KnowledgeBase:
         corpus_dir: str | Path | None = None,
         index_dir: str | Path | None = None,
         settings: Settings | None = None,
-        embedder: SentenceTransformerEmbeddings | None = None,
+        embedder: VectorEmbeddings | None = None,
         chat_model: BaseChatModel | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.corpus_dir = Path(corpus_dir) if corpus_dir is not None else self.settings.corpus_dir
         self.index_dir = Path(index_dir) if index_dir is not None else self.settings.index_dir
-        self.embedder = embedder or SentenceTransformerEmbeddings(settings=self.settings)
+        self.embedder = embedder or make_embedder(self.settings)
         self.store = IndexStore(self.index_dir, self.settings, self.embedder)
+        self.reader: Reader | None = (
+            Reader(self.settings.reader_model, quantize=self.settings.reader_quantize,
+                   max_length=self.settings.reader_max_length)
+            if self.settings.reader_model and self.settings.weight_reader > 0
+            else None
+        )
         self._searcher: HybridSearcher | None = None
         self._refresh_lock = threading.Lock()
         self.last_build: BuildReport | None = None
@@ -77,7 +85,7 @@ class KnowledgeBase:
         with self._refresh_lock:
             report = self.store.build(self.corpus_dir, rebuild=rebuild, progress=progress, on_stage=on_stage)
             if self._searcher is None or report.version_dir != self._searcher.index.version_dir:
-                self._searcher = HybridSearcher(self.store.load(), self.embedder, self.settings)
+                self._searcher = HybridSearcher(self.store.load(), self.embedder, self.settings, self.reader)
             self.last_build = report
             return report
 
@@ -122,9 +130,10 @@ class KnowledgeBase:
         """Paragraph BM25 alone (for comparisons)."""
         return self.searcher.bm25_search(query, k)
 
-    def retrieval_candidates(self, query: str) -> Candidates:
-        """Every candidate paragraph with all its retrieval signals (for tuning the fusion weights)."""
-        return self.searcher.candidates(query, all_signals=True)
+    def retrieval_candidates(self, query: str, rerank: int | None = None) -> Candidates:
+        """Every candidate paragraph with all its retrieval signals (for tuning the fusion weights);
+        the reader reads the first stage's ``rerank`` best (default: the setting)."""
+        return self.searcher.candidates(query, all_signals=True, rerank=rerank)
 
     def as_retriever(self, k: int | None = None) -> ParagraphRetriever:
         """This knowledge base as a LangChain ``BaseRetriever`` (one Document per paragraph)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import hashlib
 import importlib.metadata
 import json
@@ -330,6 +331,34 @@ def _error_message(chunk: dict[str, Any]) -> str | None:
     return None
 
 
+class GenerationStopped(RagError):
+    """The answer was stopped (``stop_generation_on``) while the model was writing it."""
+
+
+_STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("rag_llm_stop", default=None)
+
+
+@contextlib.contextmanager
+def stop_generation_on(event: threading.Event) -> Iterator[None]:
+    """Generation started inside this block (on this thread) stops once ``event`` is set:
+    llama.cpp is told to stop and the model's stream raises ``GenerationStopped``.
+
+    Closing a LangChain chain's stream does not close the model's stream inside it, so a Stop
+    button cannot rely on closing generators; this is what it uses instead.
+    """
+    token = _STOP.set(event)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
+
+
+def generation_stop_requested() -> bool:
+    """Whether the answer being generated in this context was asked to stop (for any chat model)."""
+    event = _STOP.get()
+    return event is not None and event.is_set()
+
+
 class LocalLlamaChatModel(BaseChatModel):
     """A chat model running a local GGUF file in-process through xllamacpp (llama.cpp).
 
@@ -401,16 +430,17 @@ class LocalLlamaChatModel(BaseChatModel):
 
         xllamacpp calls our callback synchronously inside ``handle_chat_completions`` (with the
         GIL released in between), so the call runs on a worker thread and hands chunks over a
-        queue. Closing this generator early (or a timeout) makes the callback return True, which
-        tells llama.cpp to stop generating.
+        queue. Closing this generator early, a timeout, or a stop (``stop_generation_on``) makes
+        the callback return True, which tells llama.cpp to stop generating.
         """
         server = self.load()
         chunks: queue.Queue[Any] = queue.Queue()
         cancelled = threading.Event()
+        stop = _STOP.get()  # set by stop_generation_on(): the user pressed Stop
 
         def on_chunk(chunk: Any) -> bool:
             chunks.put(chunk)
-            return cancelled.is_set()
+            return cancelled.is_set() or (stop is not None and stop.is_set())
 
         def run() -> None:
             try:
@@ -432,6 +462,8 @@ class LocalLlamaChatModel(BaseChatModel):
                     raise LocalLLMError(
                         f"the local model did not finish within {self.timeout_s:.0f} s (RAG_LLM_TIMEOUT_S)"
                     ) from None
+                if stop is not None and stop.is_set():
+                    raise GenerationStopped("the answer was stopped")
                 if item is _DONE:
                     return
                 if isinstance(item, BaseException):

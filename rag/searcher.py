@@ -14,8 +14,13 @@ combines them:
 
 Each signal is scaled to [0, 1] among the candidates (the answer-type and sentence-coverage
 signals are shares in [0, 1] already, comparable across questions, and stay as they are) and
-summed with weights from ``Settings`` (chosen on the gold set; see ``evals/`` and the README's
-comparison table).
+summed with weights from ``Settings``.
+
+Then the reader (``rag.reader``, the project's cross-encoder) reads the question with each of
+the first stage's best ``rerank_candidates`` paragraphs, and its probability that the paragraph
+answers, times ``weight_reader``, is added to their score: the final order. The weights are chosen
+on the gold set and the SQuAD articles together, cross-validated by article (``python -m
+evals.tune``; the README's ablation table says what each hand-written signal still adds).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from rag.evidence import is_instruction
 from rag.index import LoadedIndex
 from rag.lexicon import tokenize
 from rag.question import Question, analyze_question, holds_answer_type
+from rag.reader import Reader, reader_passage
 from rag.sentences import sentence_spans
 from rag.settings import RETRIEVAL_SIGNALS, Settings
 
@@ -49,6 +55,7 @@ class RetrievalWeights:
     article: float
     answer_type: float
     sentence_coverage: float
+    reader: float
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RetrievalWeights:
@@ -130,10 +137,17 @@ class Candidates:
 class HybridSearcher:
     """Searches one loaded index; thread-safe (read-only after construction)."""
 
-    def __init__(self, index: LoadedIndex, embedder: SentenceTransformerEmbeddings, settings: Settings) -> None:
+    def __init__(
+        self,
+        index: LoadedIndex,
+        embedder: SentenceTransformerEmbeddings,
+        settings: Settings,
+        reader: Reader | None = None,
+    ) -> None:
         self.index = index
         self.embedder = embedder
         self.settings = settings
+        self.reader = reader
         self.weights = RetrievalWeights.from_settings(settings)
         paragraphs = [index.paragraph(row)[1].text for row in range(len(index.paragraph_keys))]
         self.paragraph_bm25 = BM25Index(paragraphs)
@@ -263,8 +277,11 @@ class HybridSearcher:
         np.maximum.at(scores, self.index.chunk_paragraph[ids], sims)
         return scores
 
-    def candidates(self, query: str | Question, *, all_signals: bool = False) -> Candidates:
-        """The candidate paragraphs and their signals; ``all_signals`` computes the weight-0 ones too."""
+    def candidates(
+        self, query: str | Question, *, all_signals: bool = False, rerank: int | None = None
+    ) -> Candidates:
+        """The candidate paragraphs and their signals; ``all_signals`` computes the weight-0 ones too,
+        ``rerank`` says how many of the first stage's best the reader reads (default: the setting)."""
         question = query if isinstance(query, Question) else analyze_question(self.check_query(query))
         wanted = self.weights.as_array() > 0
         if all_signals:
@@ -335,8 +352,25 @@ class HybridSearcher:
             ],
             axis=1,
         )
+        reader = np.zeros(len(cand), dtype=np.float32)
+        if use["reader"] and self.reader is not None:
+            reader = self._reader_column(question, cand, features, rerank or self.settings.rerank_candidates)
+        features = np.concatenate([features, reader[:, None]], axis=1)
         keys = [self.index.paragraph_keys[int(r)] for r in cand]
         return Candidates(rows=cand, keys=keys, features=features)
+
+    def _reader_column(self, question: Question, cand: np.ndarray, first_stage: np.ndarray, n: int) -> np.ndarray:
+        """The reader's probability for the first stage's ``n`` best candidates (0 for the rest)."""
+        assert self.reader is not None
+        hybrid = first_stage @ self.weights.as_array()[: first_stage.shape[1]]
+        top = np.argsort(-hybrid, kind="stable")[:n]
+        passages = []
+        for i in top.tolist():
+            article, para = self.index.paragraph(int(cand[i]))
+            passages.append(reader_passage(article.title, para.text))
+        out = np.zeros(len(cand), dtype=np.float32)
+        out[top] = self.reader.probability(question.text, passages)
+        return out
 
     def _hit(self, row: int, score: float) -> Hit:
         article, para = self.index.paragraph(row)

@@ -12,24 +12,37 @@ import functools
 import inspect
 import json
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import gradio as gr
 
-from rag.domain import Answer, Article
-from rag.errors import RagError
+from rag.corpus_files import MAX_UPLOAD_BYTES, add_article, list_files, remove_article
+from rag.domain import Answer, Article, Citation
+from rag.errors import CorpusError, QueryError, RagError
+from rag.lexicon import QUESTION_TOKENS, tokenize
+from rag.llm import stop_generation_on
+from rag.settings import ANSWER_MODES, Settings
+from ui.indexer import BackgroundIndexer
 from ui.loader import NOT_READY_MESSAGE, KBLoader
+from ui.render import conversation_markdown as render_conversation_markdown
 from ui.render import (
+    esc,
     mode_choices,
     render_conversation,
+    render_corpus,
+    render_hint,
     render_hits,
     render_notice,
     render_pending,
     render_status,
     render_turn,
+    turn_markdown,
 )
 
 if TYPE_CHECKING:
@@ -64,41 +77,155 @@ class UIDefaults:
         )
 
 
+#: The most turns a conversation keeps (in the browser, and given back to the server on each question).
+MAX_TURNS: int = Settings.model_fields["ui_max_turns"].default
+
+
+def _answer_from_dict(data: Any) -> Answer | None:
+    """An ``Answer`` from its ``to_dict()`` (as the browser kept it), or None when it is not one."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        citations = tuple(Citation(**c) for c in data.get("citations") or ())
+        fields = {k: data[k] for k in ("question", "text") if k in data}
+        answer = Answer(
+            **fields,
+            citations=citations,
+            abstained=bool(data.get("abstained", False)),
+            mode=str(data.get("mode") or "extractive"),
+            standalone_question=data.get("standalone_question"),
+            timings={k: float(v) for k, v in (data.get("timings") or {}).items() if isinstance(v, (int, float))},
+        )
+    except (TypeError, ValueError, AttributeError):
+        return None
+    if not isinstance(answer.text, str) or not all(isinstance(c.quote, str) for c in citations):
+        return None
+    return answer
+
+
 @dataclass(frozen=True)
 class Turn:
-    """A finished turn as the session keeps it: what the library needs next, and its HTML."""
+    """A finished turn: the question and its answer, the problem it ended in, or the partial
+    text of an answer that was stopped. Kept in the browser as ``to_dict()`` (JSON)."""
 
     question: str
-    answer: str | None  # the answer's text; None when the turn ended in a problem
-    abstained: bool | None
-    error: str | None
-    html: str
+    answer: Answer | None = None
+    problem: str | None = None
+    stopped: str | None = None  # the text written before the user stopped the answer
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.answer.to_dict() if self.answer is not None else None,
+            "problem": self.problem,
+            "stopped": self.stopped,
+        }
 
     @classmethod
-    def answered(
-        cls, index: int, question: str, answer: Answer, articles: dict[str, Article] | None = None
-    ) -> Turn:
-        html = render_turn(index, question, answer, articles=articles)
-        return cls(question, answer.text, answer.abstained, None, html)
+    def from_dict(cls, data: Any) -> Turn | None:
+        """A turn as the browser kept it; None when it is not one (an old or altered value)."""
+        if isinstance(data, Turn):
+            return data
+        if not isinstance(data, dict) or not isinstance(data.get("question"), str):
+            return None
+        answer = _answer_from_dict(data.get("answer")) if data.get("answer") is not None else None
+        problem, stopped = data.get("problem"), data.get("stopped")
+        problem = problem if isinstance(problem, str) else None
+        stopped = stopped if isinstance(stopped, str) else None
+        if answer is None and problem is None and stopped is None:
+            return None
+        return cls(data["question"], answer, problem, stopped)
 
-    @classmethod
-    def failed(cls, index: int, question: str, problem: str) -> Turn:
-        return cls(question, None, None, problem, render_turn(index, question, None, problem))
+    def html(self, index: int, articles: dict[str, Article] | None = None) -> str:
+        return render_turn(index, self.question, self.answer, self.problem, articles=articles, stopped=self.stopped)
+
+
+def clean_turns(value: Any) -> list[Turn]:
+    """The conversation as the browser sent it back: turns that are not turns are left out."""
+    if not isinstance(value, list):
+        return []
+    turns = [t for t in (Turn.from_dict(v) for v in value[-MAX_TURNS:]) if t is not None]
+    return turns
+
+
+def turns_value(turns: Sequence[Turn]) -> list[dict[str, Any]]:
+    """What the browser keeps: the turns as JSON-ready dicts."""
+    return [t.to_dict() for t in turns[-MAX_TURNS:]]
 
 
 def history_of(turns: Sequence[Turn]) -> list[dict[str, str]]:
-    """The conversation so far, as the library takes it (turns that failed are left out)."""
+    """The conversation so far, as the library takes it (failed and stopped turns are left out)."""
     history: list[dict[str, str]] = []
     for t in turns:
         if t.answer is None:
             continue
         history.append({"role": "user", "content": t.question})
-        history.append({"role": "assistant", "content": t.answer})
+        history.append({"role": "assistant", "content": t.answer.text})
     return history
 
 
-def conversation_html(turns: Sequence[Turn]) -> str:
-    return render_conversation([t.html for t in turns])
+def conversation_html(turns: Sequence[Turn], kb: KnowledgeBase | None = None) -> str:
+    """The finished turns as HTML; their cards show the whole article when ``kb`` has it."""
+    doc_ids = [c.doc_id for t in turns if t.answer is not None for c in t.answer.citations]
+    articles = articles_of(kb, doc_ids) if kb is not None and doc_ids else {}
+    return render_conversation([t.html(i, articles) for i, t in enumerate(turns)])
+
+
+class Run:
+    """One answer being written, so that Stop and New conversation can end it."""
+
+    def __init__(self) -> None:
+        self.stop_event = threading.Event()
+        self.reason: str | None = None  # "stopped" or "cleared"
+
+    def stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.stop_event.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop_event.is_set()
+
+
+class Runs:
+    """The answers being written, per browser session (Gradio's ``session_hash``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, set[Run]] = {}
+
+    def start(self, session: str | None) -> Run:
+        run = Run()
+        if session:
+            with self._lock:
+                self._runs.setdefault(session, set()).add(run)
+        return run
+
+    def finish(self, session: str | None, run: Run) -> None:
+        if not session:
+            return
+        with self._lock:
+            runs = self._runs.get(session)
+            if runs is not None:
+                runs.discard(run)
+                if not runs:
+                    del self._runs[session]
+
+    def stop(self, session: str | None, reason: str) -> int:
+        """Stop every answer of the session; how many were running."""
+        if not session:
+            return 0
+        with self._lock:
+            runs = list(self._runs.get(session, ()))
+        for run in runs:
+            run.stop(reason)
+        return len(runs)
+
+
+def session_of(request: Any) -> str | None:
+    """The browser session an event came from (None outside a browser session, e.g. in tests)."""
+    return getattr(request, "session_hash", None) or None
 
 
 def problem_text(exc: BaseException) -> str:
@@ -162,6 +289,40 @@ def with_defaults(fn: Callable[..., T], **defaults: Any) -> Callable[..., T]:
     return call
 
 
+def _worker(open_stream: Callable[[], Iterator[Any]], events: queue.Queue, run: Run) -> None:
+    """Run the library's answer stream on its own thread, handing each event over ``events``.
+
+    On Stop (or when the page leaves) the local model is told to stop generating
+    (``rag.llm.stop_generation_on``: LangChain does not close a model's stream when the chain's
+    stream is closed), and the stream is closed.
+    """
+    stream: Iterator[Any] | None = None
+    try:
+        with stop_generation_on(run.stop_event):
+            stream = open_stream()
+            for event in stream:
+                if run.stopped:
+                    break
+                events.put(("event", event))
+            else:
+                events.put(("done", None))
+    except BaseException as exc:
+        if not run.stopped:
+            events.put(("error", exc))
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.debug("closing the answer stream failed", exc_info=True)
+
+
+def _buttons(answering: bool) -> tuple[Any, Any]:
+    """(Ask, Stop) updates: Stop replaces Ask while an answer is being written."""
+    return gr.Button(visible=not answering), gr.Button(visible=answering)
+
+
 class Handlers:
     """The app's event handlers and API endpoints over a knowledge base loaded in the background."""
 
@@ -171,50 +332,142 @@ class Handlers:
         self.defaults = UIDefaults.from_settings(settings)
         #: Streamed text is re-rendered at most this often (seconds), not once per token.
         self.stream_interval = settings.ui_stream_interval_s if stream_interval is None else stream_interval
+        self.runs = Runs()
+        self.indexer = BackgroundIndexer()
 
     # --- chat ----------------------------------------------------------------------------
 
-    def respond(self, question: str, turns: list[Turn] | None, mode: str, k: float) -> Iterator[tuple]:
-        """Answer in the chat: yields (question box, conversation, pending turn, turns) updates."""
-        turns = list(turns or [])
+    def _question_problem(self, question: str) -> str | None:
+        """Why the question cannot be sent as it is (it stays in the box to be fixed), or None."""
+        text = question.strip()
+        if not text:
+            return "Type a question first."
+        limit = self.settings.max_query_chars
+        if len(text) > limit:
+            return (
+                f"The question is too long ({len(text):,} characters; the limit is {limit:,}). "
+                "Shorten it, then send it again."
+            )
+        return None
+
+    def respond(
+        self, question: str, turns: Any, mode: str, k: float, request: gr.Request = None  # type: ignore[assignment]
+    ) -> Iterator[tuple]:
+        """Answer in the chat. Yields (question box, conversation, pending turn, turns, hint, Ask, Stop).
+
+        A question that cannot be sent (empty, too long, the index not loaded yet) stays in the
+        box with a hint under it and adds nothing to the conversation. While the answer is being
+        written, the pending turn shows the stage and the seconds so far; Stop ends it, marked as
+        stopped; New conversation ends it and nothing of it comes back.
+        """
+        turns = clean_turns(turns)
         index = len(turns)
-        question = question or ""
-        kb, problem = self.loader.get()
-        if kb is None:
-            turns.append(Turn.failed(index, question, problem or NOT_READY_MESSAGE))
-            yield "", conversation_html(turns), "", turns
+        question = question if isinstance(question, str) else ""
+        problem = self._question_problem(question)
+        kb, not_ready = self.loader.get()
+        if problem is None and kb is None:
+            problem = not_ready or NOT_READY_MESSAGE
+        if problem is not None:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), render_hint(problem), *_buttons(False)
             return
-        yield "", gr.skip(), render_pending(index, question, ""), gr.skip()
+        assert kb is not None
+        session = session_of(request)
+        run = self.runs.start(session)
+        k = int(k)
+        history = history_of(turns) or None
+
+        def open_stream() -> Iterator[Any]:
+            return kb.answer_stream(question, history=history, mode=mode, k=k)
+
+        events: queue.Queue = queue.Queue()
+        worker = threading.Thread(target=_worker, args=(open_stream, events, run), name="rag-ui-answer", daemon=True)
+        started = time.monotonic()
+        searching = f"Searching the articles and reading the best {k} paragraphs…"
+        yield "", gr.skip(), render_pending(index, question, "", searching), gr.skip(), "", *_buttons(True)
+        worker.start()
         text = ""
         final: Answer | None = None
-        error: str | None = None
-        last = time.monotonic()
+        error: BaseException | None = None
+        last_render = time.monotonic()
         try:
-            for event in kb.answer_stream(question, history=history_of(turns) or None, mode=mode, k=int(k)):
-                if isinstance(event, Answer):
-                    final = event
-                    continue
-                text += str(event)
+            while not run.stopped:
+                try:
+                    kind, event = events.get(timeout=min(0.25, max(self.stream_interval, 0.02)))
+                except queue.Empty:
+                    kind, event = "tick", None
+                if kind == "done":
+                    break
+                if kind == "error":
+                    error = event
+                    break
+                if kind == "event":
+                    if isinstance(event, Answer):
+                        final = event
+                        continue
+                    text += str(event)
                 now = time.monotonic()
-                if now - last >= self.stream_interval:
-                    last = now
-                    yield gr.skip(), gr.skip(), render_pending(index, question, text), gr.skip()
-        except Exception as exc:
-            error = problem_text(exc)
-        if error is None and final is not None:
-            turns.append(Turn.answered(index, question, final, articles_of(kb, (c.doc_id for c in final.citations))))
+                if run.stopped or now - last_render < max(self.stream_interval, 0.25 if kind == "tick" else 0):
+                    continue
+                last_render = now
+                seconds = f"{now - started:.0f} s"
+                stage = f"Writing the answer… {seconds}" if text else f"{searching} {seconds}"
+                yield gr.skip(), gr.skip(), render_pending(index, question, text, stage), gr.skip(), gr.skip(), \
+                    gr.skip(), gr.skip()
+        finally:
+            if final is None and error is None:
+                run.stop("gone")  # the page went away: stop writing
+            self.runs.finish(session, run)
+        if run.reason == "cleared":  # New conversation was pressed: it has already cleared everything
+            yield gr.skip(), gr.skip(), "", gr.skip(), gr.skip(), *_buttons(False)
+            return
+        if run.reason == "stopped" and final is None:
+            turns.append(Turn(question, stopped=text))
+        elif error is not None:
+            if isinstance(error, QueryError) and not text:  # the library refused the question itself
+                yield question, gr.skip(), "", gr.skip(), render_hint(problem_text(error)), *_buttons(False)
+                return
+            turns.append(Turn(question, problem=problem_text(error)))
+        elif final is not None:
+            turns.append(Turn(question, answer=final))
         else:
-            turns.append(Turn.failed(index, question, error or UNFINISHED_MESSAGE))
-        yield gr.skip(), conversation_html(turns), "", turns
+            turns.append(Turn(question, problem=UNFINISHED_MESSAGE))
+        yield gr.skip(), conversation_html(turns, kb), "", turns_value(turns), "", *_buttons(False)
 
-    def clear(self) -> tuple:
-        """A new conversation: (question box, conversation, pending turn, turns)."""
-        return "", conversation_html([]), "", []
+    def stop(self, request: gr.Request = None) -> None:  # type: ignore[assignment]
+        """Stop the answer being written in this browser session (it is kept, marked as stopped)."""
+        self.runs.stop(session_of(request), "stopped")
+
+    def clear(self, request: gr.Request = None) -> tuple:  # type: ignore[assignment]
+        """A new conversation: ends an answer being written; (question box, conversation, pending, turns, hint)."""
+        self.runs.stop(session_of(request), "cleared")
+        return "", conversation_html([]), "", [], ""
+
+    def restore(self, turns: Any, prefs: Any) -> tuple:
+        """On page load: the conversation the browser kept, and the mode and k chosen before.
+        (conversation, turns, mode, k)"""
+        kept = clean_turns(turns)
+        kb, _ = self.loader.get()
+        prefs = prefs if isinstance(prefs, dict) else {}
+        mode = prefs.get("mode")
+        k = prefs.get("k")
+        mode_update = gr.Radio(value=mode) if mode in ANSWER_MODES else gr.skip()
+        k_ok = isinstance(k, (int, float)) and not isinstance(k, bool) and 1 <= k <= MAX_ANSWER_K
+        k_update = gr.Slider(value=int(k)) if k_ok else gr.skip()
+        return conversation_html(kept, kb), turns_value(kept), mode_update, k_update
+
+    def save_prefs(self, mode: str, k: float) -> dict[str, Any]:
+        """What the browser keeps of the controls: the answer mode and k."""
+        return {"mode": mode if mode in ANSWER_MODES else self.defaults.mode, "k": int(k)}
+
+    def export_markdown(self, turns: Any) -> str:
+        """The whole conversation as Markdown (questions, answers, numbered sources)."""
+        return conversation_markdown(clean_turns(turns))
 
     # --- search view -------------------------------------------------------------------
 
     def search_view(self, query: str, k: float) -> str:
-        """The Search tab: the paragraphs that match, as cards (no answer)."""
+        """The Search tab: the paragraphs that match, as cards (no answer); a card that holds
+        none of the query's words says so, and when none does, a notice says they match weakly."""
         kb, problem = self.loader.get()
         if kb is None:
             return render_notice(problem or NOT_READY_MESSAGE)
@@ -222,7 +475,9 @@ class Handlers:
             hits = kb.search(query or "", int(k))
         except Exception as exc:
             return render_notice(problem_text(exc))
-        return render_hits(hits, articles_of(kb, (h.doc_id for h in hits)))
+        terms = set(tokenize(query or "")) - QUESTION_TOKENS
+        unmatched = [bool(terms) and not terms & set(tokenize(f"{h.title}\n{h.text}")) for h in hits]
+        return render_hits(hits, articles_of(kb, (h.doc_id for h in hits)), unmatched)
 
     # --- loading status ------------------------------------------------------------------
 
@@ -236,6 +491,100 @@ class Handlers:
         done = self.loader.ready or self.loader.error is not None
         choices = mode_choices(self.loader.llm_available if self.loader.ready else None)
         return gr.HTML(value=self.status_html()), gr.Radio(choices=choices), gr.Timer(active=not done)
+
+    # --- the corpus panel ----------------------------------------------------------------
+
+    def corpus_html(self) -> str:
+        """The articles of the live index, how fresh it is, and an update that is running."""
+        kb, problem = self.loader.get()
+        if kb is None:
+            return render_notice(problem or NOT_READY_MESSAGE)
+        state = self.indexer.state()
+        try:
+            info = kb.index_info()
+            articles = kb.articles()
+            indexed = {d: m.get("sha256") for d, m in (info.manifest.get("files") or {}).items()}
+            on_disk = {f.doc_id: f.sha256 for f in list_files(kb.corpus_dir)}
+        except Exception as exc:
+            return render_notice(problem_text(exc))
+        pending = [d for d, sha in on_disk.items() if indexed.get(d) != sha]
+        removed = [d for d in indexed if d not in on_disk]
+        updating = f"{state.stage} ({state.seconds:.0f} s)" if state.running else None
+        return render_corpus(
+            articles,
+            created=info.manifest.get("created"),
+            paragraphs=info.paragraphs,
+            pending=pending,
+            removed=removed,
+            updating=updating,
+            last_error=None if state.running else state.last_error,
+        )
+
+    def _removable(self) -> Any:
+        kb, _ = self.loader.get()
+        if kb is None:
+            return gr.Dropdown(choices=[], value=None)
+        try:
+            choices = [(f.doc_id, f.doc_id) for f in list_files(kb.corpus_dir)]
+        except Exception:
+            choices = []
+        return gr.Dropdown(choices=choices, value=None)
+
+    def corpus_view(self) -> tuple:
+        """(corpus panel, removal choices, corpus timer): the timer runs while the index is updated."""
+        return self.corpus_html(), self._removable(), gr.Timer(active=self.indexer.running)
+
+    def upload(self, files: Any) -> tuple:
+        """Add uploaded .txt/.md files to the corpus folder, then update the index in the background.
+
+        Each file is checked (``rag.corpus_files.add_article``); one that fails is named with the
+        reason and changes nothing. (message, corpus panel, removal choices, corpus timer, file box)
+        """
+        kb, problem = self.loader.get()
+        paths = [files] if isinstance(files, (str, Path)) else list(files or [])
+        try:
+            if kb is None:
+                return (render_hint(problem or NOT_READY_MESSAGE), *self.corpus_view(), None)
+            if not paths:
+                return (render_hint("Choose one or more .txt or .md files first."), *self.corpus_view(), None)
+            added: list[str] = []
+            problems: list[str] = []
+            for item in paths:
+                path = Path(getattr(item, "name", None) or item)
+                name = _original_name(path)
+                try:
+                    data = _read_upload(path, MAX_UPLOAD_BYTES)
+                    added.append(add_article(kb.corpus_dir, name, data))
+                except RagError as exc:
+                    problems.append(_not_added(name, str(exc)))
+                except OSError:
+                    problems.append(_not_added(name, "the upload could not be read"))
+            if added:
+                self.indexer.request(kb)
+            lines = []
+            if added:
+                lines.append(f"Added {', '.join(added)}; the index is being updated.")
+            lines += problems
+            message = render_upload_result(lines, ok=not problems)
+            return (message, *self.corpus_view(), None)
+        finally:
+            for item in paths:
+                _discard_upload(Path(getattr(item, "name", None) or item))
+
+    def remove(self, doc_id: str | None) -> tuple:
+        """Delete one article file from the corpus folder, then update the index in the background.
+        (message, corpus panel, removal choices, corpus timer)"""
+        kb, problem = self.loader.get()
+        if kb is None:
+            return (render_hint(problem or NOT_READY_MESSAGE), *self.corpus_view())
+        if not doc_id:
+            return (render_hint("Choose the article to remove first."), *self.corpus_view())
+        try:
+            remove_article(kb.corpus_dir, doc_id)
+        except RagError as exc:
+            return (render_upload_result([problem_text(exc)], ok=False), *self.corpus_view())
+        self.indexer.request(kb)
+        return (render_upload_result([f"Removed {doc_id}; the index is being updated."], ok=True), *self.corpus_view())
 
     # --- API endpoints -----------------------------------------------------------------
 
@@ -277,3 +626,60 @@ class Handlers:
         except Exception as exc:
             raise gr.Error(problem_text(exc), print_exception=False) from None
         return [h.to_dict() for h in hits]
+
+
+def conversation_markdown(turns: Sequence[Turn]) -> str:
+    """The conversation as one Markdown document (what "Export conversation" saves)."""
+    return render_conversation_markdown([turn_markdown(t.question, t.answer, t.problem, t.stopped) for t in turns])
+
+
+def _not_added(name: str, reason: str) -> str:
+    """Why a file was not added, naming the file once ("notes.txt" was not added: not valid UTF-8 ...)."""
+    for prefix in (f"{name}: ", f'"{name}": ', f'"{name}" '):
+        reason = reason.removeprefix(prefix)
+    return f'"{name}" was not added: {reason}'
+
+
+def render_upload_result(lines: Sequence[str], *, ok: bool) -> str:
+    kind = "rag-upload-ok" if ok else "rag-upload-problem"
+    items = "".join(f"<div>{esc(line)}</div>" for line in lines)
+    return f'<div class="rag-hint-box {kind}" role="{"status" if ok else "alert"}">{items}</div>'
+
+
+def _original_name(path: Path) -> str:
+    """The name the file had on the user's machine (Gradio keeps it as the upload's file name)."""
+    return path.name
+
+
+def _upload_root() -> Path | None:
+    try:
+        from gradio.utils import get_upload_folder
+
+        return Path(get_upload_folder()).resolve()
+    except Exception:
+        return None
+
+
+def _read_upload(path: Path, limit: int) -> bytes:
+    """An uploaded file's bytes, reading at most one byte past ``limit`` (the check says how big)."""
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        size = path.stat().st_size
+        raise CorpusError(f'"{path.name}" is {size:,} bytes; the limit is {limit:,} bytes')
+    return data
+
+
+def _discard_upload(path: Path) -> None:
+    """Delete Gradio's temporary copy of an upload (only inside its upload folder), so it is not served back."""
+    root = _upload_root()
+    try:
+        resolved = path.resolve()
+        if root is None or not resolved.is_relative_to(root) or resolved == root:
+            return
+        resolved.unlink(missing_ok=True)
+        parent = resolved.parent
+        if parent != root and parent.is_relative_to(root) and not any(parent.iterdir()):
+            parent.rmdir()
+    except OSError:
+        log.debug("could not delete the upload %s", path, exc_info=True)

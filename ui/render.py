@@ -53,6 +53,17 @@ def format_date(date: str | None) -> str:
         return date
 
 
+#: Lines that hold only spaces (a no-break space between an intro and its bullet list, say).
+_BLANK_LINES = re.compile(r"\n(?:[^\S\n]*\n)+")
+_LINE_SPACES = re.compile(r"[^\S\n]*\n[^\S\n]*")
+
+
+def display_text(text: str) -> str:
+    """Paragraph text as shown: runs of blank (or space-only) lines become one line break, so a
+    bullet list sits right under its intro instead of after a large gap."""
+    return _LINE_SPACES.sub("\n", _BLANK_LINES.sub("\n", text or ""))
+
+
 def highlight(text: str, quote: str | None) -> str:
     """The escaped paragraph with the (exact) quote wrapped in ``<mark>``."""
     text = text or ""
@@ -60,8 +71,11 @@ def highlight(text: str, quote: str | None) -> str:
         at = text.find(quote)
         if at >= 0:
             end = at + len(quote)
-            return f"{esc(text[:at])}<mark>{esc(text[at:end])}</mark>{esc(text[end:])}"
-    return esc(text)
+            return (
+                f"{esc(display_text(text[:at]))}<mark>{esc(display_text(text[at:end]))}</mark>"
+                f"{esc(display_text(text[end:]))}"
+            )
+    return esc(display_text(text))
 
 
 def render_answer_text(text: str, prefix: str, numbers: Sequence[int]) -> str:
@@ -92,7 +106,7 @@ def render_article(article: Article, cited: int, quote: str | None, anchor: str)
                 f"{highlight(p.text, quote)}</p>"
             )
         else:
-            rows.append(f'<p><span class="rag-pnum">¶{p.number}</span>{esc(p.text)}</p>')
+            rows.append(f'<p><span class="rag-pnum">¶{p.number}</span>{esc(display_text(p.text))}</p>')
     return (
         '<details class="rag-article">'
         f"<summary>Read the whole article ({len(article.paragraphs)} paragraphs, ¶{cited} highlighted)</summary>"
@@ -102,24 +116,34 @@ def render_article(article: Article, cited: int, quote: str | None, anchor: str)
 
 
 def render_card(
-    source: Citation | Hit, anchor: str, label: str, article: Article | None = None, extra_meta: str = ""
+    source: Citation | Hit,
+    anchor: str,
+    label: str,
+    article: Article | None = None,
+    extra_meta: str = "",
+    badge: str = "",
 ) -> str:
-    """A numbered source card: title, date, paragraph number, the paragraph (quote marked), article."""
+    """A numbered source card: the article's title and date first, then the paragraph (quote
+    marked), the paragraph number and the file name (small), and the whole article.
+
+    It is focusable (``tabindex=0``), so keyboard users reach every source in turn.
+    """
     quote = source.quote if isinstance(source, Citation) else None
     date = format_date(source.date)
-    meta = [f"paragraph {esc(source.paragraph)}"]
-    if date:
-        meta.insert(0, esc(date))
-    meta.append(f'<span class="rag-doc">{esc(source.doc_id)}</span>')
+    of = f" of {len(article.paragraphs)}" if article is not None and article.paragraphs else ""
+    meta = [f"paragraph {esc(source.paragraph)}{of}", f'<span class="rag-doc">{esc(source.doc_id)}</span>']
     if extra_meta:
         meta.append(esc(extra_meta))
+    date_html = f'<span class="rag-date">{esc(date)}</span>' if date else ""
+    badge_html = f'<span class="rag-weak">{esc(badge)}</span>' if badge else ""
     body = render_article(article, source.paragraph, quote, anchor) if article is not None else ""
+    aria = f"Source {label}: {source.title}" + (f", {date}" if date else "")
     return (
-        f'<div class="rag-card" id="{anchor}">'
+        f'<div class="rag-card" id="{anchor}" tabindex="0" role="article" aria-label="{esc(aria)}">'
         f'<div class="rag-card-head"><span class="rag-n">{esc(label)}</span>'
-        f'<span class="rag-title">{esc(source.title)}</span></div>'
-        f'<div class="rag-meta">{" · ".join(meta)}</div>'
+        f'<span class="rag-title">{esc(source.title)}</span>{date_html}{badge_html}</div>'
         f'<div class="rag-para">{highlight(source.text, quote)}</div>'
+        f'<div class="rag-meta rag-origin">{" · ".join(meta)}</div>'
         f"{body}</div>"
     )
 
@@ -128,7 +152,64 @@ def mode_label(mode: str | None) -> str:
     return MODE_LABELS.get(mode or "", mode or "")
 
 
-def render_answer(answer: Answer, turn: int, articles: Mapping[str, Article] | None = None) -> str:
+# --- answers you can take away: plain text and Markdown ------------------------------------
+
+
+def _source_line(c: Citation) -> str:
+    date = format_date(c.date)
+    return f"{c.title}" + (f" ({date})" if date else "") + f", paragraph {c.paragraph} — {c.doc_id}"
+
+
+def answer_plain_text(question: str, answer: Answer) -> str:
+    """The answer with its numbered sources (title, date, paragraph, file, quote), as plain text."""
+    lines = [f"Question: {question}", "", f"Answer: {answer.text}"]
+    if answer.citations:
+        lines += ["", "Sources:"]
+        for c in answer.citations:
+            lines.append(f"[{c.n}] {_source_line(c)}")
+            lines.append(f'    "{_one_line(c.quote)}"')
+    return "\n".join(lines)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}<>#|~])")
+
+
+def md_escape(text: str) -> str:
+    """Text for Markdown: characters that would become formatting are backslash-escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def answer_markdown(question: str, answer: Answer) -> str:
+    """The answer with its numbered sources, as Markdown."""
+    lines = [f"**Question:** {md_escape(_one_line(question))}", "", md_escape(answer.text)]
+    if answer.citations:
+        lines += ["", "**Sources**", ""]
+        for c in answer.citations:
+            date = format_date(c.date)
+            head = f"{c.n}. *{md_escape(c.title)}*" + (f" ({date})" if date else "")
+            lines.append(f"{head}, paragraph {c.paragraph} (`{c.doc_id.replace('`', '')}`)")
+            lines.append(f"   > {md_escape(_one_line(c.quote))}")
+    return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    return " ".join((text or "").split())
+
+
+def _copy_actions(plain: str, markdown: str) -> str:
+    """Buttons that copy the answer (app.js reads the text from the turn's data attributes)."""
+    return (
+        '<div class="rag-actions" data-rag-copy="1">'
+        f'<span class="rag-copy-data" hidden data-text="{esc(plain)}" data-md="{esc(markdown)}"></span>'
+        '<button type="button" class="rag-copy" data-format="text">Copy answer</button>'
+        '<button type="button" class="rag-copy" data-format="md">Copy as Markdown</button>'
+        '<span class="rag-copied" role="status" aria-live="polite"></span></div>'
+    )
+
+
+def render_answer(
+    answer: Answer, turn: int, articles: Mapping[str, Article] | None = None, question: str | None = None
+) -> str:
     """The assistant's part of a turn: the answer (or abstention) and its source cards.
 
     ``articles`` holds the cited articles by doc_id; a card whose article is missing shows only
@@ -136,6 +217,7 @@ def render_answer(answer: Answer, turn: int, articles: Mapping[str, Article] | N
     """
     articles = articles or {}
     prefix = f"src-{turn}"
+    question = answer.question if question is None else question
     meta = [f"answered by {esc(mode_label(answer.mode))}"]
     total = answer.timings.get("total")
     if isinstance(total, (int, float)):
@@ -143,6 +225,7 @@ def render_answer(answer: Answer, turn: int, articles: Mapping[str, Article] | N
     meta_html = f'<div class="rag-meta">{" · ".join(meta)}</div>'
     if answer.standalone_question:
         meta_html += f'<div class="rag-meta">understood as: “{esc(answer.standalone_question)}”</div>'
+    actions = _copy_actions(answer_plain_text(question, answer), answer_markdown(question, answer))
     if answer.abstained:
         return (
             '<div class="rag-a rag-abstain"><div class="rag-label">Not in the articles</div>'
@@ -161,7 +244,7 @@ def render_answer(answer: Answer, turn: int, articles: Mapping[str, Article] | N
     )
     return (
         f'<div class="rag-a rag-answered"><div class="rag-label">Answer</div>'
-        f'<div class="rag-answer-text">{text}</div>{meta_html}{sources}</div>'
+        f'<div class="rag-answer-text">{text}</div>{meta_html}{actions}{sources}</div>'
     )
 
 
@@ -170,8 +253,63 @@ def render_notice(message: str) -> str:
     return f'<div class="rag-a rag-notice" role="alert"><div class="rag-label">Problem</div>{esc(message)}</div>'
 
 
+def render_hint(message: str) -> str:
+    """A short message under the question box (nothing is added to the conversation)."""
+    return f'<div class="rag-hint-box" role="alert">{esc(message)}</div>' if message else ""
+
+
 def render_question(question: str) -> str:
     return f'<div class="rag-q"><div class="rag-bubble">{esc(question)}</div></div>'
+
+
+#: A marker the model wrote while streaming (its context numbers, renumbered only once checked),
+#: and one that is still being written at the end of the text ("[", "[1").
+_STREAMED_MARKER = re.compile(r"[^\S\n]*\[\d{1,3}\]|[^\S\n]*\[\d{0,3}$")
+
+
+def strip_markers(text: str) -> str:
+    """Streamed text without the model's ``[n]`` markers: those number the paragraphs as the model
+    saw them, and change when each sentence is checked and its citation numbered; the final
+    answer shows the checked ones."""
+    return _STREAMED_MARKER.sub("", text or "")
+
+
+def render_stopped(question: str, partial: str) -> str:
+    """An answer the user stopped: what had been written, marked as stopped and not checked."""
+    text = strip_markers(partial).strip()
+    body = (
+        f'<div class="rag-answer-text">{esc(text)}</div>'
+        if text
+        else '<div class="rag-answer-text rag-thinking">(nothing had been written yet)</div>'
+    )
+    return (
+        '<div class="rag-a rag-stopped"><div class="rag-label">Stopped</div>'
+        f"{body}"
+        '<div class="rag-hint">You stopped this answer. Its sentences were not checked against the '
+        "articles and it cites no sources; ask again for a checked answer.</div></div>"
+    )
+
+
+def turn_markdown(
+    question: str, answer: Answer | None, problem: str | None = None, stopped: str | None = None
+) -> str:
+    """One turn as Markdown: the question and the answer with its sources (or what became of it)."""
+    if stopped is not None:
+        text = md_escape(strip_markers(stopped).strip()) or "(nothing had been written yet)"
+        return f"**Question:** {md_escape(_one_line(question))}\n\n{text}\n\n*(stopped: not checked, no sources)*"
+    if problem is not None or answer is None:
+        return f"**Question:** {md_escape(_one_line(question))}\n\n*Problem: {md_escape(problem or '')}*"
+    return answer_markdown(question, answer)
+
+
+#: The heading of an exported conversation, and what separates its turns (app.js/EXPORT_JS match).
+EXPORT_HEADING = "# Conversation with the articles"
+EXPORT_SEPARATOR = "\n\n---\n\n"
+
+
+def conversation_markdown(turns_markdown: Sequence[str]) -> str:
+    """The conversation as one Markdown document (what "Export conversation" saves)."""
+    return f"{EXPORT_HEADING}\n\n{EXPORT_SEPARATOR.join(turns_markdown)}\n"
 
 
 def render_turn(
@@ -180,29 +318,39 @@ def render_turn(
     answer: Answer | None,
     problem: str | None = None,
     articles: Mapping[str, Article] | None = None,
+    stopped: str | None = None,
 ) -> str:
-    """One finished turn: the question, then the answer, or the problem when there is one."""
-    if problem is not None or answer is None:
+    """One finished turn: the question, then the answer, the stopped answer, or the problem.
+
+    Its Markdown (``turn_markdown``) rides along in ``data-md``, for "Export conversation".
+    """
+    if stopped is not None:
+        inner = render_stopped(question, stopped)
+    elif problem is not None or answer is None:
         inner = render_notice(problem or "")
     else:
-        inner = render_answer(answer, index, articles)
-    return f'<div class="rag-turn" data-turn="{index}">{render_question(question)}{inner}</div>'
+        inner = render_answer(answer, index, articles, question)
+    markdown = esc(turn_markdown(question, answer, problem, stopped))
+    return f'<div class="rag-turn" data-turn="{index}" data-md="{markdown}">{render_question(question)}{inner}</div>'
 
 
-def render_pending(index: int, question: str, text: str) -> str:
-    """The turn being answered: the question and the answer text streamed so far."""
-    if text:
-        body = f'<div class="rag-answer-text rag-streaming">{esc(text)}</div>'
+def render_pending(index: int, question: str, text: str, stage: str = "") -> str:
+    """The turn being answered: the question, the answer text streamed so far (its unchecked
+    markers left out), and what is happening now (``stage``)."""
+    shown = strip_markers(text)
+    if shown:
+        body = f'<div class="rag-answer-text rag-streaming">{esc(shown)}</div>'
     else:
         body = '<div class="rag-answer-text rag-streaming rag-thinking">Searching the articles…</div>'
+    stage_html = f'<div class="rag-stage" role="status" aria-live="polite">{esc(stage)}</div>' if stage else ""
     return (
         f'<div class="rag-turn rag-pending" data-turn="{index}">{render_question(question)}'
-        f'<div class="rag-a"><div class="rag-label">Answer</div>{body}</div></div>'
+        f'<div class="rag-a"><div class="rag-label">Answer</div>{body}{stage_html}</div></div>'
     )
 
 
 def render_conversation(turns_html: Sequence[str]) -> str:
-    """The finished turns (each rendered by ``render_turn`` when it ended), or an invitation to ask."""
+    """The finished turns (each rendered by ``render_turn``), or an invitation to ask."""
     if not turns_html:
         return (
             '<div class="rag-empty">Ask a question about the articles. Every answer cites the '
@@ -211,16 +359,39 @@ def render_conversation(turns_html: Sequence[str]) -> str:
     return "".join(turns_html)
 
 
-def render_hits(hits: Sequence[Hit], articles: Mapping[str, Article] | None = None) -> str:
-    """The search view: one numbered card a paragraph, with its score."""
+WEAK_MATCH_NOTICE = (
+    "None of these paragraphs contains any of your search words: they are only the closest in "
+    "meaning, and may not be about what you are looking for."
+)
+
+
+def render_hits(
+    hits: Sequence[Hit], articles: Mapping[str, Article] | None = None, unmatched: Sequence[bool] | None = None
+) -> str:
+    """The search view: one numbered card a paragraph, with its score.
+
+    ``unmatched[i]`` says that hit i holds none of the query's words: its card says so, and when
+    no hit holds any, a notice above the cards says they are weak matches.
+    """
     if not hits:
         return '<div class="rag-empty">No paragraph matches.</div>'
     articles = articles or {}
+    unmatched = list(unmatched) if unmatched is not None else [False] * len(hits)
     cards = [
-        render_card(hit, f"hit-{rank}", str(rank), articles.get(hit.doc_id), extra_meta=f"score {hit.score:.3f}")
-        for rank, hit in enumerate(hits, start=1)
+        render_card(
+            hit,
+            f"hit-{rank}",
+            str(rank),
+            articles.get(hit.doc_id),
+            extra_meta=f"score {hit.score:.3f}",
+            badge="none of your words" if weak else "",
+        )
+        for rank, (hit, weak) in enumerate(zip(hits, unmatched, strict=True), start=1)
     ]
-    return f'<div class="rag-sources rag-hits">{"".join(cards)}</div>'
+    notice = (
+        f'<div class="rag-weak-notice" role="status">{esc(WEAK_MATCH_NOTICE)}</div>' if all(unmatched) else ""
+    )
+    return f'{notice}<div class="rag-sources rag-hits">{"".join(cards)}</div>'
 
 
 def render_status(*, loading: bool, failure: str | None = None) -> str:
@@ -236,3 +407,70 @@ def mode_choices(llm_available: bool | None) -> list[tuple[str, str]]:
     """The answer-mode radio's (label, mode) pairs; ``llm_available`` None while it is not known yet."""
     labels = MODE_LABELS | _AVAILABILITY_LABELS[llm_available]
     return [(labels.get(mode, mode), mode) for mode in ANSWER_MODES]
+
+
+# --- the corpus panel ------------------------------------------------------------------------
+
+
+def _format_created(created: str | None) -> str:
+    if not created:
+        return "at an unknown time"
+    try:
+        when = _dt.datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return created
+    return when.strftime("%-d %B %Y, %H:%M UTC")
+
+
+def render_corpus(
+    articles: Sequence[Article],
+    *,
+    created: str | None,
+    paragraphs: int,
+    pending: Sequence[str] = (),
+    removed: Sequence[str] = (),
+    updating: str | None = None,
+    last_error: str | None = None,
+) -> str:
+    """The corpus panel: how fresh the index is, then one row an article (title, date, paragraphs, file).
+
+    ``pending``: files in the folder the index does not have yet (or has an older version of);
+    ``removed``: articles of the index whose file is gone; ``updating``: what the running update does.
+    """
+    state = f"{len(articles)} articles, {paragraphs} paragraphs; index built {_format_created(created)}"
+    if updating:
+        fresh = f'<div class="rag-fresh rag-updating" role="status">⏳ Updating the index: {esc(updating)}. ' \
+            "Questions are answered from the current index until the update is done.</div>"
+    elif pending or removed:
+        waiting = len(pending) + len(removed)
+        fresh = f'<div class="rag-fresh rag-stale" role="status">{waiting} change(s) not in the index yet.</div>'
+    else:
+        fresh = '<div class="rag-fresh rag-current" role="status">The index is up to date with the corpus folder.</div>'
+    error = (
+        f'<div class="rag-notice rag-a" role="alert"><div class="rag-label">Problem</div>{esc(last_error)}</div>'
+        if last_error
+        else ""
+    )
+    rows = "".join(
+        '<div class="rag-row" role="row">'
+        f'<span role="cell" class="rag-c-title">{esc(a.title)}</span>'
+        f'<span role="cell" class="rag-c-date">{esc(format_date(a.date)) or "—"}</span>'
+        f'<span role="cell" class="rag-c-paras">{len(a.paragraphs)}</span>'
+        f'<span role="cell" class="rag-c-file rag-doc">{esc(a.doc_id)}</span></div>'
+        for a in articles
+    )
+    waiting_rows = "".join(
+        f'<div class="rag-row rag-row-pending" role="row"><span role="cell" class="rag-c-title">'
+        f'{esc(name)}</span><span role="cell" class="rag-c-date">—</span><span role="cell" class="rag-c-paras">'
+        f'—</span><span role="cell" class="rag-c-file rag-doc">not indexed yet</span></div>'
+        for name in pending
+    )
+    head = (
+        '<div class="rag-row rag-row-head" role="row"><span role="columnheader">Title</span>'
+        '<span role="columnheader">Date</span><span role="columnheader">Paragraphs</span>'
+        '<span role="columnheader">File</span></div>'
+    )
+    return (
+        f'<div class="rag-corpus"><div class="rag-meta">{esc(state)}</div>{fresh}{error}'
+        f'<div class="rag-table" role="table" aria-label="Articles in the index">{head}{rows}{waiting_rows}</div></div>'
+    )

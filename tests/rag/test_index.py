@@ -164,6 +164,7 @@ def test_manifest_contents(built: tuple[Path, Path], embedder: SentenceTransform
     assert manifest["format"] == 1
     assert manifest["embedding"] == {
         "model": settings.embedding_model,
+        "backend": "sentence-transformers",
         "fingerprint": model_fingerprint(settings.embedding_model),
         "dimension": 384,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 #: The only tags the UI writes itself; article text and questions never add any.
-ALLOWED_TAGS = {"div", "span", "a", "mark", "details", "summary", "p", "h4"}
+ALLOWED_TAGS = {"div", "span", "a", "mark", "details", "summary", "p", "h4", "button"}
 
 
 class TagCollector(HTMLParser):

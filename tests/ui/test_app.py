@@ -61,8 +61,12 @@ def status_banner(demo) -> str:
     return handler(demo, "status_tick")()[0].value
 
 
-def final_turns(updates) -> list[ui_handlers.Turn]:
+def final_turns(updates) -> list[dict]:
     return updates[-1][3]
+
+
+def is_skip(update) -> bool:
+    return isinstance(update, dict) and update == {"__type__": "update"}
 
 
 # --------------------------------------------------------------------------------------
@@ -84,9 +88,10 @@ def served(kb):
     demo = ui_app.build_app(kb)
     assert demo.rag_loader.wait(120), "the knowledge base did not load in time"
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    ui_app.launch(demo, "127.0.0.1", port)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client.rag_url = f"http://127.0.0.1:{port}"
         yield demo, client
     finally:
         demo.close()
@@ -265,13 +270,18 @@ def test_abstention_looks_different(served):
     assert "rag-abstain" not in answered and "Not in the articles" not in answered
 
 
-def test_empty_and_too_long_questions_are_plain_messages(served):
+def test_empty_or_too_long_question_stays_in_the_box_and_adds_no_turn(served):
+    """Bug: an empty question added an empty bubble and a red Problem box; a too-long one was
+    cleared from the box, so it could not be shortened and sent again."""
     demo, _ = served
-    for question, expected in [("", "question is empty"), ("why " * 1000, "too long")]:
-        conversation = run_respond(demo, question)[-1][1]
-        assert "rag-notice" in conversation
-        assert expected in conversation
-        assert "Traceback" not in conversation and "File " not in conversation
+    for question, expected in [("", "Type a question"), ("   ", "Type a question"), ("why " * 1000, "too long")]:
+        updates = run_respond(demo, question)
+        assert len(updates) == 1
+        box, conversation, _pending, turns, hint = updates[0][:5]
+        assert is_skip(box), "the question stays in the box"
+        assert is_skip(conversation) and is_skip(turns), "nothing is added to the conversation"
+        assert expected in hint and "rag-notice" not in hint
+        assert "Traceback" not in hint and "File " not in hint
 
 
 def test_search_view_lists_paragraphs_without_answering(served):
@@ -320,8 +330,9 @@ def test_loading_message_until_the_kb_is_ready():
     demo = ui_app.build_app(factory)
     loader = demo.rag_loader
     assert "being built or loaded" in status_banner(demo)
-    conversation = run_respond(demo, "a question")[-1][1]
-    assert "still being built or loaded" in conversation and "rag-notice" in conversation
+    updates = run_respond(demo, "a question")
+    assert "still being built or loaded" in updates[-1][4], "a hint under the question box"
+    assert is_skip(updates[-1][0]) and is_skip(updates[-1][1]), "the question stays; no turn is added"
     assert "being built or loaded" in handler(demo, "search_view")("x", 3)
     release.set()
     assert loader.wait(10) and loader.ready
@@ -337,7 +348,7 @@ def test_load_failure_is_a_plain_message():
     assert demo.rag_loader.wait(10)
     status = status_banner(demo)
     assert "no articles" in status and "rag-failed" in status
-    assert "no articles" in run_respond(demo, "q")[-1][1]
+    assert "no articles" in run_respond(demo, "q")[-1][4]
 
 
 def test_unexpected_errors_do_not_show_a_traceback(caplog):
@@ -433,3 +444,225 @@ def test_the_ui_imports_nothing_from_evals():
             if isinstance(node, ast.ImportFrom):
                 names = [node.module or ""]
             assert not any(n == "evals" or n.startswith("evals.") for n in names), f"{path.name} imports evals"
+
+
+# --------------------------------------------------------------------------------------
+# issue 14: the bugs a user hit, and the daily-tool features (handler level)
+# --------------------------------------------------------------------------------------
+
+
+class Session:
+    """What Gradio passes as ``gr.Request``: the handlers only read the browser session's id."""
+
+    def __init__(self, session_hash: str) -> None:
+        self.session_hash = session_hash
+
+
+class ClosableFake(FakeKB):
+    """A fake whose stream records whether it was closed before it finished (the model stopping)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.closed_early = threading.Event()
+        self.finished = threading.Event()
+
+    def answer_stream(self, question, history=None, mode=None, k=None):
+        inner = super().answer_stream(question, history, mode, k)
+        finished = False
+        try:
+            yield from inner
+            finished = True
+            self.finished.set()
+        finally:
+            if not finished:
+                self.closed_early.set()
+
+
+def test_new_conversation_while_an_answer_streams_does_not_bring_the_old_one_back():
+    """Bug: "New conversation" pressed while an answer streamed; the old conversation came back."""
+    fake = ClosableFake(tokens=[f"w{i} " for i in range(200)] + ["[1]"], delay=0.01)
+    demo = ui_app.build_app(fake, stream_interval=0.05)
+    assert demo.rag_loader.wait(10)
+    respond, clear = handler(demo, "respond"), handler(demo, "clear")
+    earlier = final_turns(run_respond(demo, "an earlier question"))
+    me = Session("browser-1")
+    updates = respond("a question", earlier, "extractive", 3, me)
+    first = next(updates)
+    assert "rag-pending" in first[2]
+    time.sleep(0.2)
+    cleared = clear(me)
+    assert "rag-empty" in cleared[1] and cleared[3] == []
+    rest = list(updates)
+    for update in rest:
+        for value in update[:4]:
+            assert not (isinstance(value, str) and "an earlier question" in value), "the old conversation came back"
+            assert not (isinstance(value, list) and value), "the old turns came back"
+    assert rest[-1][2] == "", "the pending turn is gone"
+    assert fake.closed_early.wait(5), "the answer stops being written"
+
+
+def test_stop_keeps_the_partial_answer_marked_as_stopped_and_stops_the_stream():
+    fake = ClosableFake(tokens=[f"word{i} " for i in range(400)], delay=0.01)
+    demo = ui_app.build_app(fake, stream_interval=0.05)
+    assert demo.rag_loader.wait(10)
+    me = Session("browser-2")
+    updates = handler(demo, "respond")("a question", [], "llm", 3, me)
+    first = next(updates)
+    assert first[5].visible is False and first[6].visible is True, "Stop replaces Ask"
+    seen = ""
+    while "word5" not in seen:
+        seen = next(updates)[2] or seen
+    assert "Writing the answer" in seen, "the stage is shown"
+    handler(demo, "stop")(me)
+    final = list(updates)[-1]
+    assert fake.closed_early.wait(5), "the model stops generating"
+    assert "rag-stopped" in final[1] and "Stopped" in final[1] and "word5" in final[1]
+    assert "word399" not in final[1]
+    turn = final[3][-1]
+    assert turn["stopped"] and turn["answer"] is None
+    assert final[5].visible is True and final[6].visible is False
+    # a stopped turn is not history for the next question
+    assert ui_handlers.history_of(ui_handlers.clean_turns(final[3])) == []
+
+
+def test_stop_from_another_session_stops_nothing():
+    fake = ClosableFake(tokens=["a ", "b ", "c ", "[1]"], delay=0.05)
+    demo = ui_app.build_app(fake, stream_interval=0.01)
+    assert demo.rag_loader.wait(10)
+    updates = handler(demo, "respond")("q", [], "extractive", 3, Session("mine"))
+    next(updates)
+    handler(demo, "stop")(Session("someone-else"))
+    final = list(updates)[-1]
+    assert "rag-answered" in final[1]
+
+
+def test_streamed_citation_markers_are_not_shown_until_they_are_checked():
+    """Bug: markers streamed as [2]/[3] (the model's context numbers) and became [1] at the end."""
+    fake = FakeKB(tokens=["The ministry funded it [2]", "[", "3]. More", " text [4", "] here."], delay=0.05)
+    demo = ui_app.build_app(fake, stream_interval=0.0)
+    assert demo.rag_loader.wait(10)
+    updates = run_respond(demo, "q")
+    streamed = [u[2] for u in updates[1:-1] if isinstance(u[2], str) and "rag-streaming" in u[2]]
+    assert any("funded it" in s for s in streamed)
+    for pending in streamed:
+        assert not re.search(r"\[\d*\]?", pending.split("rag-bubble")[-1].split("</div>", 1)[-1])
+    assert render.strip_markers("a [2] b [3][4]. c [1") == "a b. c"
+    assert "rag-card" in updates[-1][1], "the final answer comes with its checked sources"
+
+
+def test_ask_with_malformed_history_is_the_intended_plain_error(served):
+    """Bug: /ask with history "not json" said "Something went wrong (Error)" and logged a traceback."""
+    _, client = served
+    with pytest.raises(Exception) as info:
+        client.predict("Who funded the workshops?", "not json", "extractive", 3, api_name="/ask")
+    message = str(info.value)
+    assert "history is not valid JSON" in message
+    assert "Something went wrong" not in message and "Traceback" not in message
+
+
+def test_only_the_product_endpoints_are_listed(served):
+    """Bug: a stray /lambda endpoint was listed in the API."""
+    _, client = served
+    endpoints = client.view_api(return_format="dict", print_info=False)
+    assert set(endpoints["named_endpoints"]) == {"/ask", "/search"}
+    assert not endpoints["unnamed_endpoints"]
+
+
+def test_no_loading_banner_in_the_page_once_the_index_is_loaded():
+    """Bug: the "index is being loaded" banner flashed on every page load (it was in the page's config)."""
+    demo = ui_app.build_app(FakeKB())
+    assert demo.rag_loader.wait(10)
+    status = next(c for c in demo.get_config_file()["components"] if c["props"].get("elem_id") == "rag-status")
+    assert status["props"]["value"] in ("", None)
+
+
+def test_gradio_file_routes_are_closed_and_uploads_are_size_limited(served, tmp_path):
+    """Bug: Gradio's anonymous upload route served the uploaded file back, with no size limit."""
+    import httpx
+
+    from rag.corpus_files import MAX_UPLOAD_BYTES
+
+    _, client = served
+    base = client.rag_url
+    small = tmp_path / "note.txt"
+    small.write_text("hello", encoding="utf-8")
+    with small.open("rb") as f:
+        response = httpx.post(f"{base}/gradio_api/upload", files={"files": ("note.txt", f)})
+    assert response.status_code == 200
+    uploaded = response.json()[0]
+    for url in (f"{base}/gradio_api/file={uploaded}", f"{base}/gradio_api/file/{uploaded}", f"{base}/file={uploaded}"):
+        assert httpx.get(url).status_code == 404, url
+    big = b"x" * (MAX_UPLOAD_BYTES + 10)
+    response = httpx.post(f"{base}/gradio_api/upload", files={"files": ("big.txt", big)})
+    assert response.status_code == 413
+    assert httpx.get(f"{base}/").status_code == 200, "the page itself is still served"
+
+
+def test_search_card_has_no_blank_gap_before_a_bullet_list(served):
+    """Bug: a card showed a large blank gap (a line of a no-break space) before a bullet list."""
+    assert render.display_text("intro:\n\n\u00a0\n\n  • one\n  • two") == "intro:\n• one\n• two"
+    demo, _ = served
+    out = handler(demo, "search_view")("objectives strengthen understanding promote knowledge sharing action plans", 5)
+    cards = re.findall(r'<div class="rag-para">(.*?)</div>', out, flags=re.S)
+    bullets = [c for c in cards if "•" in c]
+    assert bullets, "a paragraph with a bullet list is among the hits"
+    for card in bullets:
+        assert "\n\n" not in card and "\u00a0" not in card
+
+
+def test_nonsense_search_words_say_the_matches_are_weak(served):
+    demo, _ = served
+    weak = handler(demo, "search_view")("qwxzv blorptang", 5)
+    assert render.WEAK_MATCH_NOTICE in weak and "none of your words" in weak
+    real = handler(demo, "search_view")("phase 2 countries mapping study", 5)
+    assert render.WEAK_MATCH_NOTICE not in real
+
+
+def test_the_conversation_and_the_controls_come_back_after_a_reload():
+    fake = FakeKB()
+    demo = ui_app.build_app(fake)
+    assert demo.rag_loader.wait(10)
+    kept = final_turns(run_respond(demo, "first question"))
+    import json
+
+    kept = json.loads(json.dumps(kept))  # what localStorage gives back
+    conversation, turns, mode, k = handler(demo, "restore")(kept, {"mode": "extractive", "k": 7})
+    assert "first question" in conversation and 'id="src-0-1"' in conversation
+    assert turns == kept
+    assert mode.value == "extractive" and k.value == 7
+    # a value that is not a conversation (old format, altered by hand) is left out, never an error
+    conversation, turns, mode, k = handler(demo, "restore")(
+        [{"question": "x", "answer": {"citations": "nope"}}, 5, "<b>", None], {"mode": "bogus", "k": 999}
+    )
+    assert turns == [] and "rag-empty" in conversation
+    assert is_skip(mode) and is_skip(k)
+    assert handler(demo, "save_prefs")("llm", 4.0) == {"mode": "llm", "k": 4}
+
+
+def test_an_answer_can_be_taken_away_as_text_or_markdown():
+    fake = FakeKB()
+    demo = ui_app.build_app(fake)
+    assert demo.rag_loader.wait(10)
+    updates = run_respond(demo, "What is *in* it?")
+    conversation = updates[-1][1]
+    assert conversation.count('class="rag-copy"') == 2
+    answer = ui_handlers.clean_turns(updates[-1][3])[0].answer
+    plain = render.answer_plain_text("What is *in* it?", answer)
+    assert "[1] An article (2 January 2024), paragraph 1 — a.txt" in plain and '"the quote"' in plain
+    md = render.answer_markdown("What is *in* it?", answer)
+    assert "What is \\*in\\* it?" in md and "1. *An article* (2 January 2024), paragraph 1 (`a.txt`)" in md
+    assert "> the quote" in md
+    assert render.esc(plain) in conversation and render.esc(md) in conversation
+    exported = demo.rag_handlers.export_markdown(updates[-1][3])
+    assert exported.startswith(render.EXPORT_HEADING) and md in exported
+    assert_no_injection(conversation)
+
+
+def test_cards_put_title_and_date_first_and_are_reachable_by_keyboard():
+    demo = ui_app.build_app(FakeKB())
+    assert demo.rag_loader.wait(10)
+    conversation = run_respond(demo, "q")[-1][1]
+    head = re.search(r'<div class="rag-card-head">(.*?)</div>', conversation).group(1)
+    assert "An article" in head and "2 January 2024" in head and "a.txt" not in head
+    assert 'tabindex="0"' in conversation and 'aria-label="Source 1: An article, 2 January 2024"' in conversation
+    assert '<span class="rag-doc">a.txt</span>' in conversation

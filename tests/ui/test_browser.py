@@ -43,13 +43,13 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     from rag.knowledge import KnowledgeBase
-    from ui.app import build_app
+    from ui.app import build_app, launch
 
     root = tmp_path_factory.mktemp("ui_browser")
     shutil.copytree(ROOT / "seeds", root / "corpus")
     demo = build_app(lambda: KnowledgeBase(root / "corpus", root / "index").ensure_ready())
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    launch(demo, "127.0.0.1", port)
     try:
         assert demo.rag_loader.wait(180), "the knowledge base did not load in time"
         assert demo.rag_loader.ready, demo.rag_loader.error
@@ -153,15 +153,24 @@ def test_html_in_a_question_is_shown_as_text(page):
     assert page.evaluate("window.__xss") == 0
 
 
-def test_empty_question_and_abstention(page):
+def test_empty_and_too_long_questions_and_abstention(page):
+    """Bug: an empty question added an empty bubble and a red Problem box; a too-long one was
+    cleared from the box. Now: a hint under the box, the question kept, nothing added."""
     choose_instant_mode(page)
     page.click("#rag-send")
-    notice = page.locator("#rag-conversation .rag-turn[data-turn='0'] .rag-notice")
-    notice.wait_for()
-    assert "question is empty" in notice.inner_text()
+    page.wait_for_selector("#rag-hint .rag-hint-box")
+    assert "Type a question" in page.locator("#rag-hint").inner_text()
+    long_question = "why " * 600
+    page.fill("#rag-question textarea", long_question)
+    page.click("#rag-send")
+    page.wait_for_function("() => (document.querySelector('#rag-hint') || {}).innerText?.includes('too long')")
+    assert page.locator("#rag-question textarea").input_value() == long_question, "kept, to be shortened"
+    assert page.locator("#rag-conversation .rag-turn").count() == 0
+    assert page.locator("#rag-conversation .rag-notice, #rag-conversation .rag-bubble").count() == 0
 
-    ask(page, "What is the capital of France?", 1)
-    abstain = page.locator("#rag-conversation .rag-turn[data-turn='1'] .rag-abstain")
+    ask(page, "What is the capital of France?", 0)
+    assert page.locator("#rag-hint .rag-hint-box").count() == 0, "the hint goes once a question is sent"
+    abstain = page.locator("#rag-conversation .rag-turn[data-turn='0'] .rag-abstain")
     abstain.wait_for()
     assert "Not in the articles" in abstain.inner_text().replace("NOT IN THE ARTICLES", "Not in the articles")
 

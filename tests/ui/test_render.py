@@ -129,7 +129,8 @@ def test_answer_meta_names_the_mode_and_time():
 def test_card_without_its_article_shows_the_paragraph_only():
     out = render.render_card(CITATION, "src-0-1", "1")
     assert "<details" not in out and "<mark>" in out
-    assert "3 March 2023 · paragraph 2" in out
+    assert '<span class="rag-date">3 March 2023</span>' in out
+    assert "paragraph 2 · " in out
 
 
 def test_hit_cards_have_scores_and_no_quote():

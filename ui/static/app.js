@@ -1,9 +1,43 @@
 // The body of each HTML component's js_on_load (ui/app.py): runs once per component, `element` being
 // its root. Marker links scroll to their card and flash it; opening an article scrolls its cited
-// paragraph into view; the conversation scrolls to the newest turn.
+// paragraph into view; the conversation scrolls to the newest turn; "Copy answer" buttons copy
+// the turn's plain text or Markdown (rendered by ui/render.py into data attributes).
 if (!element.dataset.ragBound) {
   element.dataset.ragBound = "1";
-  element.addEventListener("click", (ev) => {
+  const copyText = async (text) => {
+    try {
+      await navigator.clipboard.writeText(text);
+      return true;
+    } catch (e) {
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.appendChild(area);
+      area.select();
+      let ok = false;
+      try { ok = document.execCommand("copy"); } catch (e2) { ok = false; }
+      area.remove();
+      return ok;
+    }
+  };
+  element.addEventListener("click", async (ev) => {
+    const button = ev.target.closest("button.rag-copy");
+    if (button) {
+      const box = button.closest(".rag-actions");
+      const data = box && box.querySelector(".rag-copy-data");
+      if (!data) return;
+      const text = button.dataset.format === "md" ? data.dataset.md : data.dataset.text;
+      window.__ragCopied = text;  // what was copied last (the page's tests read it)
+      const ok = await copyText(text);
+      const said = box.querySelector(".rag-copied");
+      if (said) {
+        said.textContent = ok ? "Copied." : "Could not copy: select the text instead.";
+        setTimeout(() => { said.textContent = ""; }, 2500);
+      }
+      return;
+    }
     const a = ev.target.closest("a[href^='#']");
     if (!a) return;
     const target = document.getElementById(decodeURIComponent(a.getAttribute("href").slice(1)));
