@@ -103,6 +103,11 @@ def test_upload_an_article_ask_about_it_and_get_a_cited_answer(app, browser, tmp
         " return t.includes('Glassblowers open a workshop school') && t.includes('up to date'); }"
     )
     assert not (app["root"] / "corpus" / "notes.txt").exists()
+    shot = tmp_path / "screenshot-articles.png"
+    page.screenshot(path=str(shot), full_page=False)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("RAG_SCREENSHOT"):  # the README's picture of the corpus panel
+        shutil.copyfile(shot, ROOT / "docs" / "screenshot-articles.png")
 
     page.get_by_role("tab", name="Chat").click()
     choose_instant_mode(page)
