@@ -213,15 +213,6 @@ def measure_build(corpus: Path, index_dir: Path, settings: Any, embedder: Any, r
     return result, loaded
 
 
-def default_reader(settings: Any) -> Any:
-    """The reader ``kb.search`` uses with these settings, or None."""
-    from rag.reader import Reader
-
-    if not settings.reader_model or settings.weight_reader <= 0:
-        return None
-    return Reader(settings.reader_model, quantize=settings.reader_quantize, max_length=settings.reader_max_length)
-
-
 def measure_search(loaded: Any, embedder: Any, settings: Any, questions: list[str], warmup: int = 5,
                    reader: Any = None) -> dict[str, Any]:
     from rag.searcher import HybridSearcher
@@ -414,7 +405,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         seed_articles = list(loaded.articles.values())
         questions = seed_questions(seed_articles, args.queries)
         build.update(measure_search(loaded, embedder, settings, questions))
-        reader = default_reader(settings)
+        from rag.reader import Reader
+
+        reader = Reader.from_settings(settings)
         if reader is not None:  # the same search with the reader's rerank (what kb.search does)
             reranked = measure_search(loaded, embedder, settings, questions, reader=reader)
             build.update({f"reranked_{k}": v for k, v in reranked.items() if k.startswith("search_")})

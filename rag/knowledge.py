@@ -62,12 +62,7 @@ class KnowledgeBase:
         self.index_dir = Path(index_dir) if index_dir is not None else self.settings.index_dir
         self.embedder = embedder or make_embedder(self.settings)
         self.store = IndexStore(self.index_dir, self.settings, self.embedder)
-        self.reader: Reader | None = (
-            Reader(self.settings.reader_model, quantize=self.settings.reader_quantize,
-                   max_length=self.settings.reader_max_length)
-            if self.settings.reader_model and self.settings.weight_reader > 0
-            else None
-        )
+        self.reader: Reader | None = Reader.from_settings(self.settings)
         self._searcher: HybridSearcher | None = None
         self._refresh_lock = threading.Lock()
         self.last_build: BuildReport | None = None

@@ -23,6 +23,7 @@ import numpy as np
 
 from rag.errors import RagError
 from rag.files import sha256_file
+from rag.settings import Settings
 
 #: The file (inside the model folder) that lists each file's sha256.
 READER_HASHES = "sha256.json"
@@ -73,6 +74,13 @@ class Reader:
         self._model: Any = None
         self._lock = threading.Lock()
         self.fingerprint = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Reader | None:
+        """The reader the settings ask for, or None when it is off (no model, or weight 0)."""
+        if not settings.reader_model or settings.weight_reader <= 0:
+            return None
+        return cls(settings.reader_model, quantize=settings.reader_quantize, max_length=settings.reader_max_length)
 
     def available(self) -> bool:
         return (self.model_dir / READER_HASHES).is_file()
