@@ -18,9 +18,10 @@ summed with weights from ``Settings``.
 
 Then the reader (``rag.reader``, the project's cross-encoder) reads the question with each of
 the first stage's best ``rerank_candidates`` paragraphs, and its probability that the paragraph
-answers, times ``weight_reader``, is added to their score: the final order. The weights are chosen
-on the gold set and the SQuAD articles together, cross-validated by article (``python -m
-evals.tune``; the README's ablation table says what each hand-written signal still adds).
+answers, times ``weight_reader``, is added to their score: the final order. ``python -m
+evals.tune`` measures every weight on the gold set and the SQuAD articles together, cross-
+validated by article (the README's ablation table; why the defaults are what they are is in
+``rag.settings``).
 """
 
 from __future__ import annotations
