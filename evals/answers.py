@@ -4,6 +4,11 @@ Answers are scored on the answer text with ``[n]`` markers removed (``evals.metr
 must-include accuracy, SQuAD EM / token F1 over answerable items; ``correct`` = must-include for
 answerable items, abstention for unanswerable ones; citation precision/recall over answered,
 answerable items with gold paragraphs; abstention precision/recall and coverage over all items.
+
+Selective answering (``selective_metrics``): every record's ``correct_if_answered`` (an answer as
+graded; an abstention's closest quote graded as if it were the answer) is ranked by the answer's
+confidence: the risk–coverage curve, AURC, accuracy at 80% and 90% coverage, and the risk at the
+system's own decisions.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ def score_answer(
     clean = M.strip_citations(text)
     has_gold = item.answerable and bool(gold)
     answered = not abstained and error is None
+    closest = answer.closest if answer and abstained else None
     return AnswerRecord(
         id=item.id,
         type=item.type,
@@ -68,6 +74,11 @@ def score_answer(
         error=error,
         citation_precision=M.citation_precision(cited, gold) if has_gold and answered else None,
         citation_recall=M.citation_recall(cited, gold) if has_gold and answered else None,
+        confidence=answer.confidence if answer else None,
+        supports=[c.support for c in answer.citations] if answer else [],
+        grounding=answer.grounding if answer else None,
+        closest_quote=closest.quote if closest is not None else None,
+        closest_cited=(closest.doc_id, closest.paragraph) if closest is not None else None,
     )
 
 
@@ -99,6 +110,33 @@ def answer_metrics(records: Sequence[AnswerRecord]) -> dict[str, float | None]:
         "abstention_recall": abst["recall"],
         "coverage": abst["coverage"],
         "false_abstention_rate": abst["false_abstention_rate"],
+        **selective_metrics(records),
+    }
+
+
+def selective_metrics(records: Sequence[AnswerRecord]) -> dict[str, float | None]:
+    """How well the confidence ranks the answers (``evals.metrics.selective_scores`` on
+    ``(confidence, correct_if_answered)``: AURC, its oracle floor, accuracy at 80% / 90% coverage)
+    and the risk at the system's own decisions (wrong answers / answers given)."""
+    ranked = [(r.ranked_confidence, r.correct_if_answered) for r in records]
+    return {
+        **M.selective_scores(ranked),
+        "risk": M.decision_risk((r.abstained, r.correct_if_answered) for r in records),
+    }
+
+
+def risk_coverage(records: Sequence[AnswerRecord]) -> dict[str, Any]:
+    """The risk–coverage curve of results.json (``answers[mode]["risk_coverage"]``), for the plot,
+    with the system's own operating point (its coverage and risk)."""
+    curve = M.risk_coverage_curve((r.ranked_confidence, r.correct_if_answered) for r in records)
+    abst = M.abstention_scores((r.abstained, r.answerable) for r in records)
+    return {
+        "coverage": [c for c, _ in curve],
+        "risk": [risk for _, risk in curve],
+        "operating_point": {
+            "coverage": abst["coverage"],
+            "risk": M.decision_risk((r.abstained, r.correct_if_answered) for r in records),
+        },
     }
 
 
@@ -113,6 +151,8 @@ def answer_counts(records: Sequence[AnswerRecord]) -> dict[str, int]:
         "with_citation_recall": sum(r.citation_recall is not None for r in records),
         "abstained": sum(r.abstained for r in records),
         "errors": sum(bool(r.error) for r in records),
+        "with_confidence": sum(r.confidence is not None for r in records),
+        "abstained_with_closest": sum(r.abstained and r.closest_quote is not None for r in records),
     }
 
 
@@ -157,6 +197,7 @@ class AnswerResult:
             "counts": answer_counts(self.items),
             "latency": stage_latency(self.items),
             "by_type": answers_by_type(self.items),
+            "risk_coverage": risk_coverage(self.items),
             "failures": [r.failure() for r in self.items if not r.correct],
             "items": [r.to_dict() for r in self.items],
         }

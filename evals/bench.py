@@ -408,7 +408,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         from rag.reader import Reader
 
         reader = Reader.from_settings(settings)
-        if reader is not None:  # the same search with the reader's rerank (what kb.search does)
+        if reader is not None and settings.weight_reader > 0:  # the same search with the reader's rerank
             reranked = measure_search(loaded, embedder, settings, questions, reader=reader)
             build.update({f"reranked_{k}": v for k, v in reranked.items() if k.startswith("search_")})
         results["seeds"] = build

@@ -397,6 +397,84 @@ def abstention_scores(records: Iterable[tuple[bool, bool]]) -> dict[str, float |
     }
 
 
+# --- selective answering: confidence ranked against correctness ------------------------------
+#
+# Each item is ``(confidence, correct_if_answered)``: the system's confidence (None counts as 0)
+# and whether its answer would be right if it were given (``evals.records.AnswerRecord``).
+# Answering only the most confident items trades coverage for risk.
+
+#: The coverages at which the accuracy of the most confident answers is reported.
+SELECTIVE_COVERAGES = (0.8, 0.9)
+
+
+def risk_coverage_curve(items: Iterable[tuple[float | None, bool]]) -> list[tuple[float, float]]:
+    """``(coverage, risk)`` when answering the ``i`` most confident items, for i = 1..n.
+
+    Coverage is i/n; risk is 1 − accuracy among those i. Items are sorted by confidence,
+    highest first. Items of equal confidence cannot be told apart by the system, so within a
+    tie the curve takes the expected risk over their orders: the tied items' accuracy is spread
+    evenly over them (so the curve never depends on the input order).
+    """
+    scored = sorted(((0.0 if c is None else float(c), bool(ok)) for c, ok in items), key=lambda x: -x[0])
+    n = len(scored)
+    curve: list[tuple[float, float]] = []
+    correct_before, i = 0.0, 0
+    while i < n:
+        j = i
+        while j < n and scored[j][0] == scored[i][0]:
+            j += 1
+        block_accuracy = sum(ok for _, ok in scored[i:j]) / (j - i)
+        for taken in range(i + 1, j + 1):
+            correct = correct_before + (taken - i) * block_accuracy
+            curve.append((taken / n, 1.0 - correct / taken))
+        correct_before += block_accuracy * (j - i)
+        i = j
+    return curve
+
+
+def aurc(items: Iterable[tuple[float | None, bool]]) -> float | None:
+    """The area under the risk–coverage curve: the mean risk over the n coverage points i/n
+    (lower is better; None without items)."""
+    curve = risk_coverage_curve(items)
+    return mean(risk for _, risk in curve)
+
+
+def oracle_aurc(items: Iterable[tuple[float | None, bool]]) -> float | None:
+    """The AURC of a perfect ranking of the same answers (all right ones first): the floor the
+    confidence could reach with these answers."""
+    items = list(items)
+    return aurc((1.0 if ok else 0.0, ok) for _, ok in items)
+
+
+def accuracy_at_coverage(items: Iterable[tuple[float | None, bool]], coverage: float) -> float | None:
+    """Accuracy of the ``ceil(coverage · n)`` most confident items (ties as in ``risk_coverage_curve``)."""
+    if not 0 < coverage <= 1:
+        raise ValueError("coverage must be in (0, 1]")
+    curve = risk_coverage_curve(items)
+    if not curve:
+        return None
+    taken = max(1, math.ceil(coverage * len(curve) - 1e-9))
+    return 1.0 - curve[taken - 1][1]
+
+
+def selective_scores(
+    items: Iterable[tuple[float | None, bool]], coverages: Sequence[float] = SELECTIVE_COVERAGES
+) -> dict[str, float | None]:
+    """AURC, its oracle floor and the accuracy at each coverage in ``coverages`` (``accuracy@80%``)."""
+    items = list(items)
+    scores: dict[str, float | None] = {"aurc": aurc(items), "aurc_oracle": oracle_aurc(items)}
+    for c in coverages:
+        scores[f"accuracy@{round(c * 100)}%"] = accuracy_at_coverage(items, c) if items else None
+    return scores
+
+
+def decision_risk(records: Iterable[tuple[bool, bool]]) -> float | None:
+    """The risk at the system's own decisions, from ``(abstained, correct_if_answered)`` pairs:
+    the share of the answers it gave that are wrong (None when it answered nothing)."""
+    answered = [ok for abstained, ok in records if not abstained]
+    return 1.0 - sum(answered) / len(answered) if answered else None
+
+
 # --- latency -------------------------------------------------------------------------------
 # The one latency summary of evals/: the eval's per-stage latencies, evals.bench and
 # evals.scale_bench all go through ``percentile`` / ``latency_summary``.

@@ -1,5 +1,6 @@
 """PNG plots of an evaluation's results (the dict ``results.json`` holds): hit@k, hit@5 and
-share correct by question type (whatever labels the gold file uses), latency per question."""
+share correct by question type (whatever labels the gold file uses), the risk–coverage curve of
+each answer mode, latency per question."""
 
 from __future__ import annotations
 
@@ -70,6 +71,26 @@ def make_plots(results: dict[str, Any], out: Path) -> dict[str, str]:
         plt.close(fig)
         files["accuracy_by_type"] = "accuracy_by_type.png"
 
+    curves = {mode: a["risk_coverage"] for mode, a in answers.items() if (a.get("risk_coverage") or {}).get("coverage")}
+    if curves:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for mode, rc in curves.items():
+            (line,) = ax.plot(rc["coverage"], rc["risk"], label=f"{mode} (AURC {_aurc_label(answers[mode])})")
+            point = rc.get("operating_point") or {}
+            if point.get("coverage") is not None and point.get("risk") is not None:
+                ax.plot([point["coverage"]], [point["risk"]], marker="o", color=line.get_color(), linestyle="none")
+        ax.set_xlabel("coverage (share of questions answered, most confident first)")
+        ax.set_ylabel("risk (share of those answers that are wrong)")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+        ax.set_title("Selective answering: risk–coverage (dots: the system's own decisions)")
+        fig.tight_layout()
+        fig.savefig(out / "risk_coverage.png", dpi=110)
+        plt.close(fig)
+        files["risk_coverage"] = "risk_coverage.png"
+
     series: dict[str, list[float]] = {}
     for mode, a in answers.items():
         series[f"answer/{mode} total"] = [r["timings"].get("total", r["wall"]) * 1000 for r in a["items"]]
@@ -91,3 +112,8 @@ def make_plots(results: dict[str, Any], out: Path) -> dict[str, str]:
         files["latency"] = "latency.png"
     plt.close(fig)
     return files
+
+
+def _aurc_label(answers: dict[str, Any]) -> str:
+    value = answers["metrics"].get("aurc")
+    return "–" if value is None else f"{value:.3f}"

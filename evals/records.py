@@ -88,11 +88,33 @@ class AnswerRecord:
     error: str | None
     citation_precision: float | None = None  # None unless answered, answerable, with gold paragraphs
     citation_recall: float | None = None
+    confidence: float | None = None  # Answer.confidence (None: the system gave none; ranked as 0)
+    supports: list[float | None] = field(default_factory=list)  # each citation's support, in order
+    grounding: str | None = None  # Answer.grounding: stated, closest, none (None when it raised)
+    closest_quote: str | None = None  # on an abstention: the closest passage's quote
+    closest_cited: M.ParaId | None = None  # and its paragraph
     correct: bool = field(init=False)
+    correct_if_answered: bool = field(init=False)
 
     def __post_init__(self) -> None:
         correct = bool(self.must_include_ok) if self.answerable else bool(self.abstained)
         object.__setattr__(self, "correct", correct)
+        object.__setattr__(self, "correct_if_answered", self._correct_if_answered())
+
+    def _correct_if_answered(self) -> bool:
+        """Whether the answer would be right if the system gave it: an answer given, as graded;
+        an abstention's closest quote graded as the answer (must-include); answering an
+        unanswerable question, an error, or an abstention with nothing close: wrong."""
+        if self.error or not self.answerable:
+            return False
+        if not self.abstained:
+            return bool(self.must_include_ok)
+        return bool(self.closest_quote) and M.must_include_ok(self.closest_quote or "", self.must_include)
+
+    @property
+    def ranked_confidence(self) -> float:
+        """The confidence the selective metrics rank by: a missing one counts as 0."""
+        return 0.0 if self.confidence is None else float(self.confidence)
 
     @property
     def answered(self) -> bool:
@@ -119,6 +141,9 @@ class AnswerRecord:
             "gold_answers": self.gold_answers,
             "cited": [list(p) for p in self.cited],
             "gold_paragraphs": [list(p) for p in self.gold_paragraphs],
+            "confidence": self.confidence,
+            "closest_quote": self.closest_quote,
+            "correct_if_answered": self.correct_if_answered,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,4 +171,10 @@ class AnswerRecord:
             "citation_precision": self.citation_precision,
             "citation_recall": self.citation_recall,
             "correct": self.correct,
+            "confidence": self.confidence,
+            "supports": list(self.supports),
+            "grounding": self.grounding,
+            "closest_quote": self.closest_quote,
+            "closest_cited": list(self.closest_cited) if self.closest_cited is not None else None,
+            "correct_if_answered": self.correct_if_answered,
         }

@@ -47,6 +47,43 @@ ANSWER_COLUMNS = (
     "false_abstention_rate",
 )
 
+#: The selective-answering columns (``evals.answers.selective_metrics`` and the decisions' scores).
+SELECTIVE_COLUMNS = (
+    "aurc",
+    "aurc_oracle",
+    "accuracy@80%",
+    "accuracy@90%",
+    "coverage",
+    "risk",
+    "abstention_precision",
+    "abstention_recall",
+    "false_abstention_rate",
+)
+
+
+def _selective_lines(mode: str, a: dict[str, Any], plots: dict[str, str]) -> list[str]:
+    """The "Selective answering" part of one mode's section (absent in results written before it)."""
+    m, c = a["metrics"], a["counts"]
+    if "aurc" not in m:
+        return []
+    lines = ["", f"### Selective answering: {mode}", ""]
+    lines += _md_table(list(SELECTIVE_COLUMNS), [[m.get(k) for k in SELECTIVE_COLUMNS]])
+    with_confidence = c.get("with_confidence")
+    lines += [
+        "",
+        f"{with_confidence if with_confidence is not None else '–'} of {c['items']} answers carry a confidence "
+        "(a missing one ranks as 0); "
+        f"{c.get('abstained_with_closest', '–')} abstention(s) came with a closest passage.",
+    ]
+    if with_confidence == 0:
+        lines.append(
+            "- No answer carries a confidence, so the ranking is flat: AURC is the overall risk, "
+            "not a measure of the confidence."
+        )
+    if "risk_coverage" in plots:
+        lines += ["", f"![risk–coverage]({plots['risk_coverage']})"]
+    return lines
+
 
 def render_report(results: dict[str, Any], plots: dict[str, str], baseline_lines: Sequence[str] = ()) -> str:
     cfg = results["config"]
@@ -101,6 +138,17 @@ def render_report(results: dict[str, Any], plots: dict[str, str], baseline_lines
         "gold paragraphs. Abstention precision/recall as usual; coverage = answered / all; false abstention rate "
         "over answerable items."
     )
+    lines.append(
+        "- **Selective answering.** Each item gets its answer's `confidence` (none: 0) and `correct_if_answered`: "
+        "an answer given is graded as above (answering an unanswerable question is wrong); an abstention's "
+        "closest passage is graded as if its quote were the answer (must-include; unanswerable: wrong; no "
+        "closest passage: wrong). Sorted by confidence (ties: the expected risk over their orders), answering "
+        "the top i of n gives coverage i/n and risk = 1 − accuracy among them. **AURC** = mean risk over the n "
+        "points (lower is better; `aurc_oracle`: the same answers ranked perfectly). **accuracy@80%/90%**: "
+        "accuracy of the ⌈0.8n⌉ / ⌈0.9n⌉ most confident. At the system's own decisions: `coverage` "
+        "(answered / all), `risk` (wrong / answered), abstention precision/recall and false abstention rate "
+        "as above."
+    )
 
     summary = results["retrieval"]["summary"]
     if summary:
@@ -147,6 +195,7 @@ def render_report(results: dict[str, Any], plots: dict[str, str], baseline_lines
             ["stage", "n", "p50", "p95", "mean"],
             [[s, v["n"], _ms(v["p50"]), _ms(v["p95"]), _ms(v["mean"])] for s, v in a["latency"].items()],
         )
+        lines += _selective_lines(mode, a, plots)
         lines += ["", "By type:", ""]
         lines += _md_table(
             ["type", "n", "correct", "accuracy", "f1", "abstained", "citation precision"],
@@ -237,4 +286,17 @@ def summary_table(results: dict[str, Any]) -> str:
         out.append(
             f"{mode:<12}" + "".join(f"{_fmt(v):>9}" for v in cells) + f"{_ms(lat['p50']):>9}{_ms(lat['p95']):>9}"
         )
+    selective = [(mode, a["metrics"]) for mode, a in results["answers"].items() if "aurc" in a["metrics"]]
+    if selective:
+        out.append("")
+        out.append(
+            f"{'selective':<12}"
+            + "".join(f"{c:>9}" for c in ("AURC", "oracle", "acc@80", "acc@90", "cover", "risk", "abst-P", "abst-R"))
+            + f"{'false-abst':>11}"
+        )
+        for mode, m in selective:
+            cells = [m.get(k) for k in SELECTIVE_COLUMNS[:-1]]
+            out.append(
+                f"{mode:<12}" + "".join(f"{_fmt(v):>9}" for v in cells) + f"{_fmt(m['false_abstention_rate']):>11}"
+            )
     return "\n".join(out)

@@ -19,8 +19,10 @@ Retrievers compared (all scored at paragraph level, see ``evals.metrics``):
   counts as hitting each gold paragraph among them (k counts chunks, not paragraphs).
 
 Answers: ``kb.answer(question, history, mode)`` for each mode; the LangChain baseline has no
-answerer and is not scored on answers. Writes ``results.json``, ``report.md`` and PNG plots to
-``--out`` and prints a summary table. Exit status: 0 ok, 1 below the committed baseline (with
+answerer and is not scored on answers. Every mode is also scored on selective answering (its
+answers ranked by their confidence: AURC, accuracy at 80% / 90% coverage, the risk at its own
+decisions; ``evals.answers.selective_metrics``). Writes ``results.json``, ``report.md`` and PNG
+plots (``risk_coverage.png`` among them) to ``--out`` and prints a summary table. Exit status: 0 ok, 1 below the committed baseline (with
 ``--check-baseline``), 2 bad input (gold file, corpus, mode).
 
 The work is split by job: ``evals.inputs`` (arguments and the gold file, checked),

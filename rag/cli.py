@@ -13,8 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.errors import RagError
+
+if TYPE_CHECKING:
+    from rag.domain import Answer
 
 EXIT_ERROR = 2
 #: The public SQuAD 2.0 articles shared with the project (the reader's training data).
@@ -34,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build or update the index (only changed files are re-embedded)")
     _add_corpus_args(p)
     p.add_argument("--rebuild", action="store_true", help="re-embed everything (recovers a damaged index)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default), or ray: parse/chunk as Ray Data tasks, embed on a pool of actors "
+                   '(pip install -e ".[ray]")')
+    p.add_argument("--address", default=None, help="a Ray cluster address (default: a local Ray runtime)")
+    p.add_argument("--workers", type=int, default=2, help="embedding actors with --engine ray (default 2)")
 
     p = sub.add_parser("adapt", help="fine-tune the embedder on the corpus (CPU, a few minutes; no labels)")
     p.add_argument("--corpus", type=Path, default=None, help="folder of .txt/.md articles (default: seeds/)")
@@ -57,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--learning-rate", type=float, default=7e-5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--base", default=None, help="encoder to start from (default: the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--init", default="", help="a trained reader folder to continue from (a second stage)")
+    p.add_argument("--pair-kinds", default="", help="comma-separated pair kinds to train on (default: all)")
+    p.add_argument("--max-length", type=int, default=256, help="tokens per (question, passage) pair (default 256)")
 
     p = sub.add_parser("search", help="list the paragraphs that best match a query")
     p.add_argument("query")
@@ -133,10 +145,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from rag.knowledge import KnowledgeBase
+    if args.engine == "ray":
+        from rag.ray_build import build_with_ray
+        from rag.settings import get_settings
 
-    kb = KnowledgeBase(args.corpus, args.index)
-    report = kb.store.build(kb.corpus_dir, rebuild=args.rebuild, progress=None)
+        settings = get_settings()
+        try:
+            report = build_with_ray(args.corpus or settings.corpus_dir, args.index or settings.index_dir, settings,
+                                    address=args.address, workers=args.workers, rebuild=args.rebuild)
+        except ImportError as exc:
+            raise RagError(f'--engine ray needs Ray: pip install -e ".[ray]" ({exc})') from exc
+    else:
+        from rag.knowledge import KnowledgeBase
+
+        kb = KnowledgeBase(args.corpus, args.index)
+        report = kb.store.build(kb.corpus_dir, rebuild=args.rebuild, progress=None)
     print(report.summary())
     for doc_id, reason in report.skipped.items():
         print(f"skipped {doc_id}: {reason}", file=sys.stderr)
@@ -168,7 +191,8 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
         raise RagError(f"no training file at {args.squad} (give one with --squad)")
     try:
         config = ReaderTrainConfig(layers=args.layers, epochs=args.epochs, max_questions=args.max_questions,
-                                   learning_rate=args.learning_rate, seed=args.seed)
+                                   learning_rate=args.learning_rate, seed=args.seed, max_length=args.max_length,
+                                   init=args.init, pair_kinds=tuple(k for k in args.pair_kinds.split(",") if k))
     except ValueError as exc:
         raise RagError(str(exc)) from exc
     hold_out = args.hold_out_corpus if args.hold_out_corpus is not None else [DEFAULT_SQUAD.parent / "corpus"]
@@ -211,15 +235,35 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
+    print_answer(answer)
+    print(f"\n({answer.mode} mode)", file=sys.stderr)
+    return 0
+
+
+#: Below this confidence an answer given (not abstained on) is printed as weakly supported.
+WEAK_CONFIDENCE = 0.5
+
+
+def print_answer(answer: Answer) -> None:
+    """An answer as ``rag ask`` prints it: the text, its confidence and grounding, the sources
+    (with each one's support) and, for an abstention, the closest passage labelled as such."""
     print(answer.text)
+    if answer.confidence is not None:
+        weak = not answer.abstained and answer.confidence < WEAK_CONFIDENCE
+        print(f"\nConfidence: {answer.confidence:.2f} ({answer.grounding})" + (" — weakly supported" if weak else ""))
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
             date = f", {c.date}" if c.date else ""
-            print(f"[{c.n}] {c.title}{date} — paragraph {c.paragraph} ({c.doc_id})")
+            support = f" · support {c.support:.2f}" if c.support is not None else ""
+            print(f"[{c.n}] {c.title}{date} — paragraph {c.paragraph} ({c.doc_id}){support}")
             print(f"    “{c.quote}”")
-    print(f"\n({answer.mode} mode)", file=sys.stderr)
-    return 0
+    if answer.abstained and answer.closest is not None:
+        c = answer.closest
+        date = f", {c.date}" if c.date else ""
+        where = f"{c.title}{date} — paragraph {c.paragraph} ({c.doc_id})"
+        print(f"\nClosest passage (may not answer your question): {where}")
+        print(f"    “{c.quote}”")
 
 
 if __name__ == "__main__":

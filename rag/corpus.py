@@ -98,6 +98,11 @@ def parse_corpus(corpus_dir: str | Path, files: list[CorpusFile], settings: Sett
             continue
         seen[f.sha256] = f.doc_id
         corpus.articles.append(article)
+    return require_articles(corpus)
+
+
+def require_articles(corpus: Corpus) -> Corpus:
+    """Log each skipped file with its reason; raise when no article is usable (every build engine)."""
     for doc_id, skip in corpus.skipped.items():
         log.warning("skipped %s: %s", doc_id, skip["reason"])
     if not corpus.articles:

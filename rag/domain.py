@@ -74,7 +74,8 @@ class Hit:
 class Citation:
     """A numbered source of an answer: the paragraph's fields plus the supporting quote.
 
-    ``quote`` is an exact substring of ``text`` (the paragraph).
+    ``quote`` is an exact substring of ``text`` (the paragraph). ``support`` is the reader's
+    probability that the quote states the answer to the question (None when no reader scored it).
     """
 
     n: int
@@ -87,20 +88,30 @@ class Citation:
     end: int
     score: float
     quote: str
+    support: float | None = None
 
     @classmethod
-    def from_hit(cls, hit: Hit, n: int, quote: str) -> Citation:
+    def from_hit(cls, hit: Hit, n: int, quote: str, support: float | None = None) -> Citation:
         if quote not in hit.text:
             raise ValueError("a citation's quote must be an exact substring of its paragraph")
-        return cls(n=n, quote=quote, **hit.to_dict())
+        return cls(n=n, quote=quote, support=support, **hit.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+Grounding = Literal["stated", "closest", "none"]
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """An answer whose claims end with ``[n]`` markers pointing into ``citations``."""
+    """An answer whose claims end with ``[n]`` markers pointing into ``citations``.
+
+    ``confidence``: the calibrated probability that the answer is right (``rag.confidence``),
+    also set on an abstention (how close the best candidate came). ``closest``: on an
+    abstention, the best passage found, which may not answer the question; shown as such.
+    ``grounding`` says which of the three the user is looking at.
+    """
 
     question: str
     text: str
@@ -109,8 +120,20 @@ class Answer:
     mode: str = "extractive"
     standalone_question: str | None = None  # the rewritten question, when history was used
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    confidence: float | None = None
+    closest: Citation | None = None
+
+    @property
+    def grounding(self) -> Grounding:
+        """``stated``: the cited passages state the answer; ``closest``: abstained, with the
+        nearest passage; ``none``: abstained with nothing close."""
+        if not self.abstained:
+            return "stated"
+        return "closest" if self.closest is not None else "none"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["citations"] = [c.to_dict() for c in self.citations]
+        data["closest"] = self.closest.to_dict() if self.closest is not None else None
+        data["grounding"] = self.grounding
         return data

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -109,6 +109,36 @@ class BuildReport:
         return "; ".join(parts)
 
 
+# --- build engines -----------------------------------------------------------------------
+
+
+class BuildEngine(Protocol):
+    """Where a build's heavy stages run: parsing and chunking the files, and embedding chunk texts.
+
+    The store does the rest itself (which files changed, reuse of unchanged vectors, the FAISS
+    index, the manifest, the atomic swap), so every engine writes the same index format.
+    """
+
+    def parse_and_chunk(
+        self, corpus_dir: Path, files: list[CorpusFile], settings: Settings, chunker: ParagraphChunker
+    ) -> tuple[Corpus, dict[str, list[Chunk]]]: ...
+
+    def encode(self, embedder: VectorEmbeddings, texts: list[str], progress: bool | None) -> np.ndarray: ...
+
+
+class LocalEngine:
+    """This process: ``parse_corpus`` then the chunker, and the store's embedder in one batch."""
+
+    def parse_and_chunk(
+        self, corpus_dir: Path, files: list[CorpusFile], settings: Settings, chunker: ParagraphChunker
+    ) -> tuple[Corpus, dict[str, list[Chunk]]]:
+        corpus = parse_corpus(corpus_dir, files, settings)
+        return corpus, {a.doc_id: chunker.chunk(a) for a in corpus.articles}
+
+    def encode(self, embedder: VectorEmbeddings, texts: list[str], progress: bool | None) -> np.ndarray:
+        return embedder.encode(texts, progress=progress)
+
+
 # --- the store ---------------------------------------------------------------------------
 
 
@@ -183,7 +213,9 @@ class IndexStore:
                         )
             articles = {a.doc_id: a for a in map(_article_from_json, _read_jsonl(version_dir / "articles.jsonl"))}
             chunks = [_chunk_from_json(d, articles) for d in _read_jsonl(version_dir / "chunks.jsonl")]
-            vectors = VectorIndex.read(version_dir / "vectors.faiss", manifest["faiss"]["type"])
+            vectors = VectorIndex.read(
+                version_dir / "vectors.faiss", manifest["faiss"]["type"], mmap=self.settings.index_mmap
+            )
         except IndexCorruptError:
             raise
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -236,13 +268,17 @@ class IndexStore:
         rebuild: bool = False,
         progress: bool | None = None,
         on_stage: Callable[[str], None] | None = None,
+        engine: BuildEngine | None = None,
     ) -> BuildReport:
         """Bring the index up to date with the corpus; re-embed only files that changed.
 
         Under the builders' lock: scan the corpus (each file hashed once), stop there if the
         live index already matches it, else parse, reuse the vectors of unchanged files, embed
-        the rest, and write a new version that replaces the live one atomically.
+        the rest, and write a new version that replaces the live one atomically. ``engine``
+        runs parsing, chunking and embedding elsewhere (``rag.ray_build.RayEngine``); the
+        index written is the same.
         """
+        engine = engine or LocalEngine()
         started = time.perf_counter()
         corpus_dir = Path(corpus_dir)
         self.index_dir.mkdir(parents=True, exist_ok=True)
@@ -258,9 +294,12 @@ class IndexStore:
                     chunks=len(reuse.chunks), up_to_date=True,
                 )
             stage("parsing")
-            corpus = parse_corpus(corpus_dir, files, self.settings)
+            corpus, chunked = engine.parse_and_chunk(corpus_dir, files, self.settings, self.chunker)
             report = BuildReport(version_dir=None, skipped={d: s["reason"] for d, s in corpus.skipped.items()})
-            chunks_per_doc, matrix = self._embed(corpus, reuse, report, embedding_meta["dimension"], progress, stage)
+            chunks_per_doc, matrix = self._embed(
+                corpus, chunked, reuse, report, embedding_meta["dimension"], progress, stage,
+                lambda texts: engine.encode(self.embedder, texts, progress),
+            )
             stage("writing index")
             all_chunks = [c for a in corpus.articles for c in chunks_per_doc[a.doc_id]]
             report.version_dir = self._write_version(corpus.articles, all_chunks, matrix, embedding_meta, corpus.skipped)
@@ -273,15 +312,16 @@ class IndexStore:
     def _embed(
         self,
         corpus: Corpus,
+        chunked: dict[str, list[Chunk]],
         previous: LoadedIndex | None,
         report: BuildReport,
         dimension: int,
         progress: bool | None,
         stage: Callable[[str], None],
+        encode: Callable[[list[str]], np.ndarray],
     ) -> tuple[dict[str, list[Chunk]], np.ndarray]:
-        """Chunk every article; reuse the vectors of files whose chunks are unchanged, embed the rest
-        in one batch (the fast path). Returns the chunks per article and the vector matrix in
-        article order."""
+        """Reuse the vectors of files whose chunks are unchanged, embed the rest in one batch (the
+        fast path). Returns the chunks per article and the vector matrix in article order."""
         old_chunks: dict[str, list[int]] = {}  # doc_id -> chunk rows of the previous index
         old_hashes: dict[str, str] = {}
         if previous is not None:
@@ -293,7 +333,7 @@ class IndexStore:
         reused_rows: dict[str, list[int]] = {}
         to_embed: list[Chunk] = []
         for article in corpus.articles:
-            chunks = self.chunker.chunk(article)
+            chunks = chunked[article.doc_id]
             chunks_per_doc[article.doc_id] = chunks
             rows = old_chunks.get(article.doc_id, [])
             same = old_hashes.get(article.doc_id) == article.sha256 and [
@@ -306,7 +346,7 @@ class IndexStore:
                 to_embed.extend(chunks)
                 report.changed_files.append(article.doc_id)
         stage(f"embedding {len(to_embed)} chunks")
-        new_vectors = self.embedder.encode([c.embed_text for c in to_embed], progress=progress)
+        new_vectors = encode([c.embed_text for c in to_embed])
         report.embedded_chunks = len(to_embed)
         old_vectors = previous.vectors.vectors() if previous is not None and reused_rows else None
         parts: list[np.ndarray] = []

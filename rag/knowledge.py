@@ -16,7 +16,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 
-from rag.answering import Answerer
+from rag.answering import Answerer, Candidate
 from rag.domain import Answer, Article, Hit
 from rag.embed import make_embedder
 from rag.embed_base import VectorEmbeddings
@@ -66,7 +66,7 @@ class KnowledgeBase:
         self._searcher: HybridSearcher | None = None
         self._refresh_lock = threading.Lock()
         self.last_build: BuildReport | None = None
-        self.answerer = Answerer(lambda: self.searcher, self.embedder, self.settings, chat_model)
+        self.answerer = Answerer(lambda: self.searcher, self.embedder, self.settings, chat_model, self.reader)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -145,6 +145,12 @@ class KnowledgeBase:
     ) -> Iterator[str | Answer]:
         """Incremental answer text, then the final ``Answer``."""
         return self.answerer.stream(question, history, mode, k)
+
+    def answer_candidates(self, question: str, history: History = None) -> list[Candidate]:
+        """The extractive candidate answers to ``question``, each with the features its confidence
+        is computed from and that confidence (what ``python -m evals.calibrate`` fits on)."""
+        answerer = self.answerer
+        return answerer.extractive_candidates(answerer.prepare(question, history, mode="extractive"))
 
     def llm_available(self) -> bool:
         return self.answerer.llm_available()

@@ -89,6 +89,10 @@ COMMON_CAPITALISED = frozenset(
 SUBJECT_PRONOUNS = frozenset(["it", "they", "this", "that", "these", "those", "he", "she"])
 POSSESSIVE_PRONOUNS = frozenset(["its", "their", "theirs", "his", "her", "hers"])
 OBJECT_PRONOUNS = frozenset(["them", "him", "there"])
+#: Pronouns that stand for people (or a group), never for an event: "who did she meet there?".
+PERSON_PRONOUNS = frozenset(["he", "she", "they", "him", "them", "his", "her", "hers", "their", "theirs"])
+#: Words that point back when they open a noun phrase: "that session", "those countries".
+DEMONSTRATIVES = frozenset(["this", "that", "these", "those"])
 #: Words that open a sentence which needs the one before it to make sense.
 DEPENDENT_SENTENCE_OPENERS = re.compile(r"(?:She|He|They|It|This|These|Her|His|Their)\b")
 

@@ -77,8 +77,9 @@ class Reader:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Reader | None:
-        """The reader the settings ask for, or None when it is off (no model, or weight 0)."""
-        if not settings.reader_model or settings.weight_reader <= 0:
+        """The reader the settings ask for, or None when there is none (``reader_model`` empty).
+        The searcher reads with it only when ``weight_reader`` > 0; the answer stage always does."""
+        if not settings.reader_model:
             return None
         return cls(settings.reader_model, quantize=settings.reader_quantize, max_length=settings.reader_max_length)
 

@@ -10,7 +10,12 @@ No reranker, QA or NLI model ships offline, so the project trains its own from p
   (negative), so that the model also scores single sentences, which the answer stage verifies;
 - negatives made by rule: the question with one of its names swapped for a name of another article,
   against the true paragraph (the near miss: "Who founded X?" asked of a paragraph about Y);
-- SQuAD 2.0's unanswerable questions, when an article has them, against their paragraph (negative).
+- SQuAD 2.0's unanswerable questions, when an article has them, against their paragraph (negative);
+- unanswerable questions made by rule the way SQuAD 2.0's crowd workers made theirs (Rajpurkar et
+  al. 2018, table 2: negation, antonym, entity swap, a number changed, a content word exchanged),
+  against the answer's sentence and paragraph (negative), next to the true question against the
+  same sentence (positive): the contrast teaches the reader to verify, not just to match topics.
+  The articles the evals score hold SQuAD's real unanswerables, so the rules stand in for them.
 
 Articles are the unit of every split: ``held_out`` names articles that must never be trained on
 (the ones the evals score), and any article whose paragraphs appear in a held-out corpus folder is
@@ -41,7 +46,7 @@ from rag.bm25 import BM25Index
 from rag.errors import CorpusError, ModelNotInstalledError
 from rag.files import sha256_file, write_text_atomic
 from rag.lexicon import normalize, proper_names
-from rag.reader import READER_CARD, READER_HASHES, reader_passage
+from rag.reader import READER_CARD, READER_HASHES, reader_passage, verify_reader
 from rag.sentences import sentence_spans
 
 #: The two SQuAD articles the project's foreign-corpus eval scores (``../shared/datasets/squad2-train-articles``).
@@ -67,6 +72,13 @@ class ReaderTrainConfig:
     #: pairs) train in 24 minutes on 2 cores; all 3,883 would take about 45.
     max_questions: int = 2000
     held_out: tuple[str, ...] = DEFAULT_HELD_OUT
+    #: Unanswerable versions of each question made by rule (``perturb_question``), as negatives.
+    perturbed_negatives: bool = True
+    #: Only these pair kinds (empty: all). A second stage started from a trained reader (``init``)
+    #: uses the short sentence-level kinds: verification, at a fifth of the cost of paragraphs.
+    pair_kinds: tuple[str, ...] = ()
+    #: A trained reader folder to start from instead of the base encoder (a second stage).
+    init: str = ""
 
     def __post_init__(self) -> None:
         if not 1 <= self.layers <= 6:
@@ -195,6 +207,73 @@ def _swap_name(question: str, context: str, pool: list[str], rng: random.Random)
     return swapped if swapped != question else None
 
 
+_AUXILIARY = re.compile(r"\b(is|was|are|were|can|could|will|would|has|have|had|should|must)\b(?! not\b)", re.I)
+#: Antonym pairs for the "antonym" perturbation (both directions); common in SQuAD 2.0's
+#: unanswerable questions ("What was the *first*…" asked where the text names the last).
+_ANTONYMS = dict(
+    pair
+    for a, b in [
+        ("first", "last"), ("before", "after"), ("largest", "smallest"), ("most", "least"), ("highest", "lowest"),
+        ("earliest", "latest"), ("increase", "decrease"), ("increased", "decreased"), ("won", "lost"),
+        ("best", "worst"), ("oldest", "youngest"), ("older", "younger"), ("began", "ended"), ("start", "end"),
+        ("more", "less"), ("above", "below"), ("north", "south"), ("east", "west"), ("major", "minor"),
+        ("early", "late"), ("positive", "negative"), ("top", "bottom"), ("maximum", "minimum"),
+        ("longest", "shortest"), ("biggest", "smallest"), ("larger", "smaller"), ("higher", "lower"),
+        ("inside", "outside"), ("born", "died"), ("success", "failure"), ("successful", "unsuccessful"),
+        ("public", "private"), ("female", "male"), ("women", "men"), ("rural", "urban"), ("formal", "informal"),
+        ("international", "domestic"), ("rise", "fall"), ("rose", "fell"), ("gain", "loss"), ("open", "closed"),
+    ]
+    for pair in ((a, b), (b, a))
+)
+_NUMBER = re.compile(r"\b(1[0-9]{3}|20[0-9]{2}|[0-9]+)\b")
+_WORD = re.compile(r"[A-Za-z][a-z]{3,}")
+_NOUN_AFTER_THE = re.compile(r"\bthe ([a-z]{5,})\b")
+
+
+def perturb_question(
+    question: str, sentence: str, context: str, names: list[str], words: list[str], rng: random.Random
+) -> tuple[str, str] | None:
+    """An unanswerable version of ``question`` for a paragraph that answers it, and its kind.
+
+    Made the way SQuAD 2.0's unanswerable questions were: a negation, an antonym, a name of another
+    article, a number the paragraph does not hold, or a content word the paragraph lacks. Returns
+    None when no rule applies (the result always differs from the question).
+
+    >>> perturb_question("Who was elected in 1990?", "Smith was elected in 1990.", "Smith was elected in 1990.",
+    ...                  [], [], random.Random(1))[1] in {"negation", "number"}
+    True
+    """
+    low_context = context.lower()
+    options: list[tuple[str, str]] = []
+    aux = _AUXILIARY.search(question)
+    if aux:
+        options.append((question[: aux.end()] + " not" + question[aux.end():], "negation"))
+    for word in re.findall(r"[A-Za-z]+", question):
+        opposite = _ANTONYMS.get(word.lower())
+        if opposite and opposite not in low_context.split():
+            replaced = re.sub(rf"\b{word}\b", opposite if word.islower() else opposite.capitalize(), question, count=1)
+            options.append((replaced, "antonym"))
+            break
+    swapped = _swap_name(question, context, names, rng)
+    if swapped:
+        options.append((swapped, "entity"))
+    numbers = [m for m in _NUMBER.finditer(question) if m.group(0) in context]
+    if numbers:
+        m = rng.choice(numbers)
+        value = int(m.group(0))
+        changed = str(value + rng.choice([-3, -2, -1, 1, 2, 3])) if len(m.group(0)) == 4 else str(value * 2 + 1)
+        if changed not in context:
+            options.append((question[: m.start()] + changed + question[m.end():], "number"))
+    # A content word of the question that the answer sentence holds, exchanged for one the paragraph lacks.
+    shared = [w for w in dict.fromkeys(_NOUN_AFTER_THE.findall(question)) if w in sentence.lower()]
+    fresh = [w for w in words if w.lower() not in low_context and w.lower() not in question.lower()]
+    if shared and fresh:
+        word = rng.choice(shared)
+        options.append((re.sub(rf"\b{word}\b", rng.choice(fresh), question, count=1), "content-word"))
+    options = [(q, kind) for q, kind in options if q != question]
+    return rng.choice(options) if options else None
+
+
 def length_grouped_batches(dataset: Any, batch_size: int, drop_last: bool, valid_label_columns: Any = None,
                            generator: Any = None, seed: int = 0) -> Any:
     """A batch sampler (the trainer calls this) whose batches hold passages of similar length,
@@ -239,6 +318,8 @@ def build_pairs(
         if item.context not in paras:
             paras.append(item.context)
     names_by_article = {a: sorted({n for p in paras for n in _surface_names(p)}) for a, paras in by_article.items()}
+    # Nouns, roughly: the words that follow "the" (a content-word exchange should stay a question).
+    words_by_article = {a: sorted({w for p in paras for w in _NOUN_AFTER_THE.findall(p)}) for a, paras in by_article.items()}
     bm25 = {a: BM25Index(paras) for a, paras in by_article.items()}
     para_vecs: dict[str, np.ndarray] = {}
     q_vecs: dict[str, np.ndarray] = {}
@@ -270,6 +351,12 @@ def build_pairs(
                         picked.append(nxt)
         for j in picked:
             pairs.add(item.question, reader_passage(title, paras[j]), 0.0, "paragraph-hard")
+        if picked:  # the hard negative's sentence closest in words: the near miss of another passage
+            q_words = set(normalize(item.question).split())
+            sentences = [paras[picked[0]][a:b] for a, b in sentence_spans(paras[picked[0]])]
+            near = max(sentences, key=lambda t: len(q_words & set(normalize(t).split())), default="")
+            if len(near) > 20:
+                pairs.add(item.question, reader_passage(title, near), 0.0, "sentence-hard")
         if len(articles) > 1 and rng.random() < config.easy_negative_share:
             other = rng.choice([a for a in articles if a != item.article])
             pairs.add(item.question, reader_passage(other.replace("_", " "), rng.choice(by_article[other])), 0.0,
@@ -285,10 +372,19 @@ def build_pairs(
         swapped = _swap_name(item.question, item.context, pool, rng)
         if swapped:
             pairs.add(swapped, passage, 0.0, "name-swapped")
+        if config.perturbed_negatives and found:
+            perturbed = perturb_question(item.question, found[0], item.context, pool, words_by_article[item.article], rng)
+            if perturbed:
+                pairs.add(perturbed[0], reader_passage(title, found[0]), 0.0, "perturbed-sentence")
+                pairs.add(perturbed[0], passage, 0.0, "perturbed-paragraph")
     for item in items:
         if item.impossible and item.context:
             pairs.add(item.question, reader_passage(item.article.replace("_", " "), item.context), 0.0,
                       "squad2-unanswerable")
+    if config.pair_kinds:
+        keep = [i for i, kind in enumerate(pairs.kinds) if kind in config.pair_kinds]
+        pairs = TrainingPairs([pairs.texts[i] for i in keep], [pairs.labels[i] for i in keep],
+                              [pairs.kinds[i] for i in keep])
     return pairs
 
 
@@ -356,7 +452,15 @@ def train_reader(
             "label": [pairs.labels[i] for i in order],
         }
     )
-    model = base_cross_encoder(base_model, config.layers, config.max_length, config.seed)
+    if config.init:
+        from sentence_transformers import CrossEncoder
+
+        verify_reader(Path(config.init))
+        torch.manual_seed(config.seed)
+        model = CrossEncoder(config.init, num_labels=1, max_length=config.max_length, device="cpu",
+                             local_files_only=True, model_kwargs={"dtype": torch.float32})
+    else:
+        model = base_cross_encoder(base_model, config.layers, config.max_length, config.seed)
     work = out_dir.parent / f".{out_dir.name}.training"
     shutil.rmtree(work, ignore_errors=True)
     args = CrossEncoderTrainingArguments(
@@ -397,6 +501,9 @@ def train_reader(
         "final_loss": round(float(result.training_loss), 4),
         "torch": torch.__version__,
     }
+    if config.init:  # the stages before this one, for the model card
+        earlier = Path(config.init) / "training.json"
+        report["init_training"] = json.loads(earlier.read_text(encoding="utf-8")) if earlier.is_file() else None
     write_text_atomic(staging / "training.json", json.dumps(report, indent=2) + "\n")
     # The card lists the hashes of everything else, so it is written last and is not itself hashed.
     (staging / READER_CARD).unlink(missing_ok=True)
@@ -425,8 +532,26 @@ def base_model_name(base_model: str) -> str:
     return base_model
 
 
+def training_command(cfg: dict[str, Any]) -> str:
+    """The ``rag train-reader`` command line that reproduces one training stage."""
+    command = (f"rag train-reader --layers {cfg['layers']} --epochs {cfg['epochs']} "
+               f"--max-questions {cfg['max_questions']} --learning-rate {cfg['learning_rate']} --seed {cfg['seed']}")
+    if cfg.get("max_length", 256) != 256:
+        command += f" --max-length {cfg['max_length']}"
+    if cfg.get("init"):
+        command += f" --init {cfg['init']}"
+    if cfg.get("pair_kinds"):
+        command += f" --pair-kinds {','.join(cfg['pair_kinds'])}"
+    return command
+
+
 def model_card(report: dict[str, Any], hashes: dict[str, str]) -> str:
     cfg = report["config"]
+    stages = []
+    stage: dict[str, Any] | None = report
+    while stage:
+        stages.insert(0, stage)
+        stage = stage.get("init_training")
     lines = [
         "# The reader: a cross-encoder that scores how well a passage answers a question",
         "",
@@ -439,14 +564,15 @@ def model_card(report: dict[str, Any], hashes: dict[str, str]) -> str:
         f"- Trained on {len(report['trained_articles'])} articles: {', '.join(report['trained_articles'])}.",
         f"- Never trained on (scored by the evals): {', '.join(report['held_out_articles'])}; "
         "nor on the project's gold set.",
-        f"- Pairs: {json.dumps(report['pairs'])}.",
         "",
-        "## Training",
-        f"- Command: `rag train-reader --layers {cfg['layers']} --epochs {cfg['epochs']} "
-        f"--max-questions {cfg['max_questions']} --learning-rate {cfg['learning_rate']} --seed {cfg['seed']}` "
-        f"(the defaults; `make reader`); batch {cfg['batch_size']}, max length {cfg['max_length']}.",
-        f"- {report['training_seconds'] / 60:.1f} min on this project's 2-core CPU machine (torch {report['torch']}); "
-        f"final loss {report['final_loss']}.",
+        "## Training (`make reader` runs these stages in order)",
+        *[
+            f"- Stage {n}: `{training_command(st['config'])}`; batch {st['config']['batch_size']}, "
+            f"max length {st['config']['max_length']}; pairs {json.dumps(st['pairs'])}; "
+            f"{st['training_seconds'] / 60:.1f} min on this project's 2-core CPU machine (torch {st['torch']}); "
+            f"final loss {st['final_loss']}."
+            for n, st in enumerate(stages, start=1)
+        ],
         "- Metrics: see the README (`rag eval` on the gold set and on the held-out SQuAD articles).",
         "",
         "## Files (sha256, checked at load)",

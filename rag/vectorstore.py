@@ -50,6 +50,13 @@ IVF_TRAIN_SEED = 1234
 IVF_NPROBE_SHARE = 1 / 3
 IVF_MIN_NPROBE = 32
 
+#: How each type is memory-mapped: the flat codes (``IO_FLAG_MMAP_IFC``), the IVF lists
+#: (``IO_FLAG_MMAP``: read as mmapped on-disk lists). HNSW keeps its graph on the heap.
+_MMAP_FLAGS = {
+    "flat": faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY,
+    "ivf": faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY,
+}
+
 
 def choose_index_type(n_vectors: int, flat_max: int = FLAT_MAX_VECTORS) -> str:
     return "flat" if n_vectors <= flat_max else "ivf"
@@ -94,8 +101,13 @@ class VectorIndex:
         return cls(index, kind)
 
     @classmethod
-    def read(cls, path: Path, kind: str) -> VectorIndex:
-        index = faiss.read_index(str(path))
+    def read(cls, path: Path, kind: str, *, mmap: bool = False) -> VectorIndex:
+        """Read an index file. With ``mmap`` the vectors stay in the file's pages (flat: the codes;
+        IVF: the inverted lists), read-only and shared by every process that maps the same
+        file, instead of a private copy each. Safe because a version's files are never
+        modified once written (a build writes a new version folder)."""
+        flags = _MMAP_FLAGS.get(kind, 0) if mmap else 0
+        index = faiss.read_index(str(path), flags)
         if kind == "hnsw":
             faiss.downcast_index(index).hnsw.efSearch = HNSW_EF_SEARCH
         elif kind == "ivf":

@@ -10,7 +10,9 @@ This module only lays the components out and wires them to ``ui.handlers``; the 
 
 Named API endpoints for ``gradio_client``:
 
-- ``/ask`` (question, history, mode, k) → ``Answer.to_dict()``
+- ``/ask`` (question, history, mode, k) → ``Answer.to_dict()``: text, citations (each with its
+  ``support``), ``abstained``, ``confidence``, ``grounding`` ("stated", "closest", "none") and,
+  on an abstention, ``closest`` (the nearest passage, which may not answer the question)
 - ``/search`` (query, k) → a list of ``Hit.to_dict()``
 
 Nothing else is listed: every UI event is private. ``launch()`` limits uploads to

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -81,12 +82,39 @@ class UIDefaults:
 MAX_TURNS: int = Settings.model_fields["ui_max_turns"].default
 
 
+_CITATION_FIELDS = tuple(f.name for f in dataclass_fields(Citation))
+
+
+def _probability(value: Any) -> float | None:
+    """A probability kept by the browser (a number in [0, 1]), or None (missing, old state, altered)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        return None
+    return float(value)
+
+
+def _citation_from_dict(data: Any) -> Citation:
+    """A ``Citation`` from its ``to_dict()``: keys it does not know are left out, ``support``
+    may be missing (state kept before it existed). Raises TypeError when it is not one."""
+    if not isinstance(data, dict):
+        raise TypeError("a citation is a dict")
+    fields = {k: data[k] for k in _CITATION_FIELDS if k in data}
+    fields["support"] = _probability(data.get("support"))
+    citation = Citation(**fields)
+    if not isinstance(citation.quote, str):
+        raise TypeError("a citation's quote is text")
+    return citation
+
+
 def _answer_from_dict(data: Any) -> Answer | None:
-    """An ``Answer`` from its ``to_dict()`` (as the browser kept it), or None when it is not one."""
+    """An ``Answer`` from its ``to_dict()`` (as the browser kept it), or None when it is not one.
+
+    ``grounding`` (a property) is not read back; ``confidence`` and ``closest`` may be missing
+    (state kept before they existed)."""
     if not isinstance(data, dict):
         return None
     try:
-        citations = tuple(Citation(**c) for c in data.get("citations") or ())
+        citations = tuple(_citation_from_dict(c) for c in data.get("citations") or ())
+        closest = _citation_from_dict(data["closest"]) if data.get("closest") is not None else None
         fields = {k: data[k] for k in ("question", "text") if k in data}
         answer = Answer(
             **fields,
@@ -95,10 +123,12 @@ def _answer_from_dict(data: Any) -> Answer | None:
             mode=str(data.get("mode") or "extractive"),
             standalone_question=data.get("standalone_question"),
             timings={k: float(v) for k, v in (data.get("timings") or {}).items() if isinstance(v, (int, float))},
+            confidence=_probability(data.get("confidence")),
+            closest=closest,
         )
     except (TypeError, ValueError, AttributeError):
         return None
-    if not isinstance(answer.text, str) or not all(isinstance(c.quote, str) for c in citations):
+    if not isinstance(answer.text, str):
         return None
     return answer
 
@@ -166,9 +196,14 @@ def history_of(turns: Sequence[Turn]) -> list[dict[str, str]]:
 
 def conversation_html(turns: Sequence[Turn], kb: KnowledgeBase | None = None) -> str:
     """The finished turns as HTML; their cards show the whole article when ``kb`` has it."""
-    doc_ids = [c.doc_id for t in turns if t.answer is not None for c in t.answer.citations]
+    doc_ids = [c.doc_id for t in turns if t.answer is not None for c in _sources(t.answer)]
     articles = articles_of(kb, doc_ids) if kb is not None and doc_ids else {}
     return render_conversation([t.html(i, articles) for i, t in enumerate(turns)])
+
+
+def _sources(answer: Answer) -> tuple[Citation, ...]:
+    """The passages an answer shows: its citations, and an abstention's closest passage."""
+    return answer.citations + ((answer.closest,) if answer.closest is not None else ())
 
 
 class Run:
@@ -603,6 +638,11 @@ class Handlers:
         k: int | None = None,
     ) -> dict[str, Any]:
         """Answer a question from the articles: the answer text with [n] markers and its citations.
+
+        Also: ``confidence`` (the estimated probability that the answer is right), ``grounding``
+        ("stated": the citations state it; "closest": abstained, ``closest`` holds the nearest
+        passage, which may not answer the question; "none": abstained, nothing close) and each
+        citation's ``support`` (the reader's probability that its quote states the answer).
 
         Args:
             question: the question.

@@ -35,6 +35,11 @@ LOADING_MESSAGE = (
     "you can ask as soon as this message goes away."
 )
 
+#: Below this confidence an answer that was not abstained on is shown as weakly supported.
+WEAK_CONFIDENCE = 0.5
+#: What the abstention's closest passage is called, wherever it is shown or copied.
+CLOSEST_LABEL = "The closest passage; it may not answer your question"
+
 _UNSUPPORTED_HTML = '<span class="rag-unsupported" title="No article paragraph supports this sentence">unsupported</span>'
 
 
@@ -152,6 +157,81 @@ def mode_label(mode: str | None) -> str:
     return MODE_LABELS.get(mode or "", mode or "")
 
 
+# --- how well an answer is supported ---------------------------------------------------------
+
+
+def percent(p: float | None) -> str:
+    """A probability as people read it ("92%"); never "100%" (nothing here is certain), "" for None."""
+    if p is None:
+        return ""
+    return f"{min(99, max(0, round(float(p) * 100)))}%"
+
+
+def is_weak(answer: Answer) -> bool:
+    """An answer given (not abstained on) whose confidence is below ``WEAK_CONFIDENCE``."""
+    return not answer.abstained and answer.confidence is not None and answer.confidence < WEAK_CONFIDENCE
+
+
+def support_label(answer: Answer) -> str:
+    """The short label of an answer's support: "Supported · 92%", "Weakly supported · 34%",
+    "Not stated · 12%" (abstained); "" when the answer carries no confidence."""
+    if answer.confidence is None:
+        return ""
+    if answer.abstained:
+        return f"Not stated · {percent(answer.confidence)}"
+    kind = "Weakly supported" if is_weak(answer) else "Supported"
+    return f"{kind} · {percent(answer.confidence)}"
+
+
+def confidence_line(answer: Answer) -> str:
+    """The confidence as one line of a copied answer ("Confidence: 92% (supported by the cited
+    passages)"; on an abstention, the chance that the closest passage answers the question);
+    "" when the answer carries no confidence."""
+    if answer.confidence is None:
+        return ""
+    pct = percent(answer.confidence)
+    if answer.grounding == "closest":
+        return f"Confidence: {pct} that the closest passage answers it (the articles do not state it)"
+    if answer.grounding == "none":
+        return f"Confidence: {pct} (nothing in the articles comes close)"
+    what = "weakly supported: check the sources" if is_weak(answer) else "supported by the cited passages"
+    return f"Confidence: {pct} ({what})"
+
+
+def _support_meta(c: Citation) -> str:
+    return f"support {percent(c.support)}" if c.support is not None else ""
+
+
+_CONFIDENCE_TITLE = "The estimated chance that this answer is right, from how clearly the cited passages state it"
+
+
+def render_confidence(answer: Answer) -> str:
+    """The answer's support, discreet when it is well supported, a visible badge when weakly."""
+    label = support_label(answer)
+    if not label:
+        return ""
+    kind = "rag-conf-weak" if is_weak(answer) else "rag-conf-ok"
+    return f'<span class="rag-confidence {kind}" title="{esc(_CONFIDENCE_TITLE)}">{esc(label)}</span>'
+
+
+def render_closest(c: Citation, anchor: str, article: Article | None = None, confidence: float | None = None) -> str:
+    """An abstention's closest passage: muted, dashed, no citation number, labelled as what it is."""
+    date = format_date(c.date)
+    meta = [f"paragraph {esc(c.paragraph)}", f'<span class="rag-doc">{esc(c.doc_id)}</span>']
+    if confidence is not None:
+        meta.append(esc(f"estimated {percent(confidence)} chance it answers the question"))
+    date_html = f'<span class="rag-date">{esc(date)}</span>' if date else ""
+    body = render_article(article, c.paragraph, c.quote, anchor) if article is not None else ""
+    return (
+        f'<div class="rag-closest" id="{anchor}" role="note" aria-label="{esc(CLOSEST_LABEL)}">'
+        f'<div class="rag-closest-label">{esc(CLOSEST_LABEL)}</div>'
+        f'<div class="rag-closest-quote">{esc(display_text(c.quote))}</div>'
+        f'<div class="rag-closest-head"><span class="rag-title">{esc(c.title)}</span>{date_html}</div>'
+        f'<div class="rag-meta rag-origin">{" · ".join(meta)}</div>'
+        f"{body}</div>"
+    )
+
+
 # --- answers you can take away: plain text and Markdown ------------------------------------
 
 
@@ -163,11 +243,17 @@ def _source_line(c: Citation) -> str:
 def answer_plain_text(question: str, answer: Answer) -> str:
     """The answer with its numbered sources (title, date, paragraph, file, quote), as plain text."""
     lines = [f"Question: {question}", "", f"Answer: {answer.text}"]
+    if confidence_line(answer):
+        lines.append(confidence_line(answer))
     if answer.citations:
         lines += ["", "Sources:"]
         for c in answer.citations:
-            lines.append(f"[{c.n}] {_source_line(c)}")
+            support = f" (support {percent(c.support)})" if c.support is not None else ""
+            lines.append(f"[{c.n}] {_source_line(c)}{support}")
             lines.append(f'    "{_one_line(c.quote)}"')
+    if answer.abstained and answer.closest is not None:
+        c = answer.closest
+        lines += ["", f"{CLOSEST_LABEL}:", _source_line(c), f'    "{_one_line(c.quote)}"']
     return "\n".join(lines)
 
 
@@ -182,13 +268,26 @@ def md_escape(text: str) -> str:
 def answer_markdown(question: str, answer: Answer) -> str:
     """The answer with its numbered sources, as Markdown."""
     lines = [f"**Question:** {md_escape(_one_line(question))}", "", md_escape(answer.text)]
+    if confidence_line(answer):
+        lines += ["", f"*{md_escape(confidence_line(answer))}*"]
     if answer.citations:
         lines += ["", "**Sources**", ""]
         for c in answer.citations:
             date = format_date(c.date)
             head = f"{c.n}. *{md_escape(c.title)}*" + (f" ({date})" if date else "")
-            lines.append(f"{head}, paragraph {c.paragraph} (`{c.doc_id.replace('`', '')}`)")
+            support = f" — support {percent(c.support)}" if c.support is not None else ""
+            lines.append(f"{head}, paragraph {c.paragraph} (`{c.doc_id.replace('`', '')}`){support}")
             lines.append(f"   > {md_escape(_one_line(c.quote))}")
+    if answer.abstained and answer.closest is not None:
+        c = answer.closest
+        date = format_date(c.date)
+        where = f"*{md_escape(c.title)}*" + (f" ({date})" if date else "")
+        lines += [
+            "",
+            f"**{md_escape(CLOSEST_LABEL)}:** {where}, paragraph {c.paragraph} (`{c.doc_id.replace('`', '')}`)",
+            "",
+            f"> {md_escape(_one_line(c.quote))}",
+        ]
     return "\n".join(lines)
 
 
@@ -222,20 +321,45 @@ def render_answer(
     total = answer.timings.get("total")
     if isinstance(total, (int, float)):
         meta.append(f"{total:.1f} s")
+    confidence = "" if answer.abstained else render_confidence(answer)
+    if confidence and not is_weak(answer):
+        meta.insert(0, confidence)
     meta_html = f'<div class="rag-meta">{" · ".join(meta)}</div>'
     if answer.standalone_question:
         meta_html += f'<div class="rag-meta">understood as: “{esc(answer.standalone_question)}”</div>'
     actions = _copy_actions(answer_plain_text(question, answer), answer_markdown(question, answer))
     if answer.abstained:
+        closest = answer.closest
+        closest_html = (
+            render_closest(closest, f"closest-{turn}", articles.get(closest.doc_id), answer.confidence)
+            if closest is not None
+            else ""
+        )
         return (
-            '<div class="rag-a rag-abstain"><div class="rag-label">Not in the articles</div>'
-            f'<div class="rag-answer-text">{esc(answer.text)}</div>'
+            f'<div class="rag-a rag-abstain" data-grounding="{esc(answer.grounding)}">'
+            '<div class="rag-label">Not in the articles</div>'
+            f'<div class="rag-answer-text">{esc(answer.text)}</div>{closest_html}'
             '<div class="rag-hint">Try rephrasing, or look at the paragraphs the Search tab finds.</div>'
-            f"{meta_html}</div>"
+            f"{meta_html}{actions if closest is not None else ''}</div>"
         )
     text = render_answer_text(answer.text, prefix, [c.n for c in answer.citations])
+    weak_html = ""
+    if is_weak(answer):
+        weak_html = (
+            f'<div class="rag-weak-answer" role="note">{confidence}'
+            '<span class="rag-weak-why">The cited passages only partly support this answer: '
+            "check the sources before relying on it.</span></div>"
+        )
     cards = "".join(
-        render_card(c, f"{prefix}-{c.n}", str(c.n), articles.get(c.doc_id)) for c in answer.citations
+        render_card(
+            c,
+            f"{prefix}-{c.n}",
+            str(c.n),
+            articles.get(c.doc_id),
+            extra_meta=_support_meta(c),
+            badge="weak support" if c.support is not None and c.support < WEAK_CONFIDENCE else "",
+        )
+        for c in answer.citations
     )
     sources = (
         f'<div class="rag-sources"><div class="rag-label">Sources</div>{cards}</div>'
@@ -243,8 +367,8 @@ def render_answer(
         else '<div class="rag-hint">No sources were cited.</div>'
     )
     return (
-        f'<div class="rag-a rag-answered"><div class="rag-label">Answer</div>'
-        f'<div class="rag-answer-text">{text}</div>{meta_html}{actions}{sources}</div>'
+        f'<div class="rag-a rag-answered" data-grounding="{esc(answer.grounding)}"><div class="rag-label">Answer</div>'
+        f'{weak_html}<div class="rag-answer-text">{text}</div>{meta_html}{actions}{sources}</div>'
     )
 
 

@@ -104,3 +104,10 @@ def test_eval_reports_by_the_files_labels(tmp_path: Path, tiny_corpus, capsys: p
     report = (out / "report.md").read_text(encoding="utf-8")
     for label in LABELS:
         assert f"| {label} |" in report, label
+
+    # selective answering, for any gold file: the metrics, the curve, its plot, the report section
+    for key in ("aurc", "aurc_oracle", "accuracy@80%", "accuracy@90%", "risk"):
+        assert key in answers["metrics"], key
+    assert len(answers["risk_coverage"]["coverage"]) == 6 and (out / "risk_coverage.png").is_file()
+    assert all("correct_if_answered" in r and "confidence" in r for r in answers["items"])
+    assert "### Selective answering: extractive" in report and "risk_coverage.png" in report

@@ -279,6 +279,67 @@ def test_abstention_edge_cases() -> None:
     }
 
 
+# --- selective answering ---------------------------------------------------------------------
+
+# (confidence, correct_if_answered), shuffled: sorted by confidence it is T T F T F.
+FIVE = [(0.7, False), (0.9, True), (0.5, False), (0.8, True), (0.6, True)]
+
+
+def test_risk_coverage_curve_by_hand() -> None:
+    curve = M.risk_coverage_curve(FIVE)
+    assert [c for c, _ in curve] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    # top 1: 0 wrong; top 2: 0; top 3: 1 of 3; top 4: 1 of 4; all: 2 of 5
+    assert [r for _, r in curve] == pytest.approx([0.0, 0.0, 1 / 3, 1 / 4, 2 / 5])
+
+
+def test_aurc_by_hand() -> None:
+    # (0 + 0 + 1/3 + 1/4 + 2/5) / 5 = (59/60) / 5
+    assert M.aurc(FIVE) == pytest.approx(59 / 300)
+    # the same answers ranked perfectly, T T T F F: (0 + 0 + 0 + 1/4 + 2/5) / 5
+    assert M.oracle_aurc(FIVE) == pytest.approx(13 / 100)
+    # a confidence that ranks every wrong answer first: F F T T T: (1 + 1 + 2/3 + 1/2 + 2/5) / 5
+    worst = [(1 - c, ok) for c, ok in [(0.1, False), (0.2, False), (0.3, True), (0.4, True), (0.5, True)]]
+    assert M.aurc(worst) == pytest.approx((1 + 1 + 2 / 3 + 1 / 2 + 2 / 5) / 5)
+    assert M.aurc([]) is None and M.oracle_aurc([]) is None
+
+
+def test_accuracy_at_coverage_by_hand() -> None:
+    assert M.accuracy_at_coverage(FIVE, 0.8) == pytest.approx(3 / 4)  # the top 4
+    assert M.accuracy_at_coverage(FIVE, 0.9) == pytest.approx(3 / 5)  # ceil(4.5) = all 5
+    assert M.accuracy_at_coverage(FIVE, 0.2) == 1.0
+    assert M.accuracy_at_coverage(FIVE, 0.01) == 1.0  # at least one item
+    assert M.accuracy_at_coverage([], 0.8) is None
+    with pytest.raises(ValueError):
+        M.accuracy_at_coverage(FIVE, 0.0)
+
+
+def test_ties_take_the_expected_risk_and_none_counts_as_zero() -> None:
+    items = [(0.5, False), (None, False), (0.9, True), (0.5, True)]
+    # 0.9 T; then 0.5 {T, F} worth half a right answer each; then None (0) F
+    curve = M.risk_coverage_curve(items)
+    assert [r for _, r in curve] == pytest.approx([0.0, 1 - 1.5 / 2, 1 - 2 / 3, 1 - 2 / 4])
+    assert M.aurc(items) == pytest.approx((0 + 0.25 + 1 / 3 + 0.5) / 4)  # 13/48
+    assert M.aurc(list(reversed(items))) == M.aurc(items), "the input order never matters"
+    # no confidence at all: every order is as likely, the curve is flat at the overall risk
+    flat = M.risk_coverage_curve([(None, True), (None, False), (None, False), (None, True)])
+    assert [r for _, r in flat] == pytest.approx([0.5] * 4)
+
+
+def test_selective_scores() -> None:
+    scores = M.selective_scores(FIVE)
+    assert scores == pytest.approx(
+        {"aurc": 59 / 300, "aurc_oracle": 13 / 100, "accuracy@80%": 3 / 4, "accuracy@90%": 3 / 5}
+    )
+    assert M.selective_scores([]) == {"aurc": None, "aurc_oracle": None, "accuracy@80%": None, "accuracy@90%": None}
+
+
+def test_decision_risk() -> None:
+    # (abstained, correct_if_answered): two answers given, one wrong
+    assert M.decision_risk([(False, True), (False, False), (True, False), (True, True)]) == 0.5
+    assert M.decision_risk([(False, True)]) == 0.0
+    assert M.decision_risk([(True, True)]) is None
+
+
 # --- latency ---------------------------------------------------------------------------
 
 

@@ -161,3 +161,86 @@ def test_model_refusal_yields_to_a_checked_extractive_answer(seeds_kb: Knowledge
     assert not answer.abstained and answer.mode == "extractive"
     assert "seven languages" in answer.text
     _assert_citations_valid(seeds_kb, answer)
+
+
+# --- trust: calibrated confidence, support per citation, the closest passage --------------------
+
+
+def test_answers_and_abstentions_carry_a_calibrated_confidence(seeds_kb: KnowledgeBase) -> None:
+    answer = seeds_kb.answer("Who funded the 2021 workshop?", mode="extractive")
+    threshold = seeds_kb.settings.answer_threshold
+    assert answer.grounding == "stated" and answer.confidence is not None and threshold <= answer.confidence <= 1
+    assert all(c.support is not None and 0 <= c.support <= 1 for c in answer.citations)
+    data = answer.to_dict()
+    assert data["confidence"] == answer.confidence and data["grounding"] == "stated"
+    assert data["citations"][0]["support"] == answer.citations[0].support
+
+
+def test_an_off_topic_question_abstains_below_the_threshold(seeds_kb: KnowledgeBase) -> None:
+    answer = seeds_kb.answer("What is the boiling point of tungsten?", mode="extractive")
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.citations == ()
+    assert answer.confidence is not None and answer.confidence < seeds_kb.settings.answer_threshold
+
+
+def test_an_abstention_shows_the_closest_passage_as_such(seeds_kb: KnowledgeBase) -> None:
+    answer = seeds_kb.answer("What is the boiling point of tungsten?", mode="extractive")
+    assert answer.grounding in {"closest", "none"}
+    if answer.closest is not None:
+        assert answer.grounding == "closest" and answer.closest.quote in answer.closest.text
+        assert answer.to_dict()["closest"]["quote"] == answer.closest.quote
+
+
+def test_raising_the_threshold_turns_an_answer_into_an_abstention(
+    seeds_kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer = seeds_kb.answer("Who funded the 2021 workshop?", mode="extractive")
+    assert answer.confidence is not None
+    monkeypatch.setattr(seeds_kb.settings, "answer_threshold", min(1.0, answer.confidence + 0.01))
+    stricter = seeds_kb.answer("Who funded the 2021 workshop?", mode="extractive")
+    assert stricter.abstained and stricter.closest is not None
+    assert stricter.confidence == pytest.approx(answer.confidence)
+    assert "Korean Ministry" in stricter.closest.quote or stricter.closest.doc_id == answer.citations[0].doc_id
+
+
+class _DoubtingReader:
+    """A reader that supports nothing: every quote gets a very low logit."""
+
+    def score(self, question: str, passages: list[str]):
+        import numpy as np
+
+        return np.full(len(passages), -8.0, dtype=np.float32)
+
+
+def test_an_llm_sentence_the_reader_does_not_support_is_never_given_as_supported(
+    seeds_kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = answerer_for(seeds_kb, chat_model=_fake(
+        "The workshop was funded by the Korean Ministry of Employment and Labour (MOEL) [1]."
+    ))
+    pipeline.reader = _DoubtingReader()  # type: ignore[assignment]
+    monkeypatch.setattr(seeds_kb.settings, "citation_min_support", 0.5)
+    answer = pipeline.answer("Who funded the 2021 workshop?", mode="llm")
+    # Dropped: the answer is the checked extractive quote, or an abstention; never the LLM's claim.
+    assert "MOEL) [1]" not in answer.text
+    assert answer.abstained or answer.mode == "extractive"
+
+
+def test_the_homenet_headcount_near_miss_is_not_answered_from_another_event(seeds_kb: KnowledgeBase) -> None:
+    # The articles never say how many attended the HomeNet workshop; the 2024 workshop's article
+    # says "around 100 participants". That sentence must not ride along as a second sentence.
+    answer = seeds_kb.answer("How many people attended the HomeNet workshop?", mode="extractive")
+    assert "100 participants" not in answer.text
+    assert answer.abstained or all(c.doc_id == answer.citations[0].doc_id for c in answer.citations)
+
+
+@pytest.mark.parametrize("question", [
+    "Who funded the 2021 workshop?",
+    "Which countries were in phase 2?",
+    "What is guthi?",
+    "How many people attended the HomeNet workshop?",
+])
+def test_an_extractive_answer_quotes_one_article(seeds_kb: KnowledgeBase, question: str) -> None:
+    answer = seeds_kb.answer(question, mode="extractive")
+    assert len({c.doc_id for c in answer.citations}) <= 1
+    for candidate in seeds_kb.answer_candidates(question):
+        assert len({c.doc_id for c in candidate.answer.citations}) == 1

@@ -190,3 +190,65 @@ def test_disk_full_is_a_clean_error(
     code, out, err = run_main(capsys, "index", "--corpus", str(tiny_corpus()), "--index", str(tmp_path / "i"))
     assert_clean_error(code, out, err, "No space left on device")
     assert "internal error" not in err
+
+
+# --- rag ask: how well the answer is supported (issue 13) -----------------------------------------
+
+
+def _fake_answers():
+    from rag.domain import Answer, Citation, Hit
+
+    hit = Hit("a.txt", "An article", "2024-01-02", 3, "The cooperative trained 42 tailors.", 0, 35, 0.9)
+    stated = Answer(
+        "q", "It trained 42 tailors [1].", (Citation.from_hit(hit, 1, "trained 42 tailors", 0.87),), confidence=0.92
+    )
+    weak = Answer("q", "Made up [unsupported]", (Citation.from_hit(hit, 1, "42 tailors", 0.3),), confidence=0.31)
+    near = Citation.from_hit(hit, 0, "trained 42 tailors", 0.2)
+    closest = Answer("q", "The articles don't say.", abstained=True, confidence=0.12, closest=near)
+    old = Answer("q", "It trained 42 tailors [1].", (Citation.from_hit(hit, 1, "trained 42 tailors"),))
+    return {"stated": stated, "weak": weak, "closest": closest, "old": old}
+
+
+@pytest.fixture
+def fake_kb(monkeypatch: pytest.MonkeyPatch):
+    import rag.knowledge
+
+    answers = _fake_answers()
+
+    class FakeKB:
+        def answer(self, question, mode=None, k=None):
+            return answers[question]
+
+    monkeypatch.setattr(rag.knowledge, "load", lambda corpus=None, index=None: FakeKB())
+    return answers
+
+
+def test_ask_prints_confidence_support_and_grounding(fake_kb, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(capsys, "ask", "stated")
+    assert code == 0
+    assert "Confidence: 0.92 (stated)\n" in out and "weakly" not in out
+    assert "[1] An article, 2024-01-02 — paragraph 3 (a.txt) · support 0.87" in out
+    assert "Closest passage" not in out
+
+    code, out, _ = run_main(capsys, "ask", "weak")
+    assert "Confidence: 0.31 (stated) — weakly supported" in out and "· support 0.30" in out
+
+
+def test_ask_prints_an_abstentions_closest_passage_as_such(fake_kb, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(capsys, "ask", "closest")
+    assert code == 0
+    assert out.startswith("The articles don't say.")
+    assert "Confidence: 0.12 (closest)" in out and "weakly" not in out
+    assert "Closest passage (may not answer your question): An article, 2024-01-02 — paragraph 3 (a.txt)" in out
+    assert "“trained 42 tailors”" in out and "Sources:" not in out
+
+
+def test_ask_without_confidence_prints_as_before_and_json_has_the_fields(
+    fake_kb, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_main(capsys, "ask", "old")
+    assert code == 0 and "Confidence" not in out and "support" not in out
+    code, out, _ = run_main(capsys, "ask", "closest", "--json")
+    data = json.loads(out)
+    assert data["grounding"] == "closest" and data["confidence"] == 0.12
+    assert data["closest"]["quote"] == "trained 42 tailors" and data["closest"]["support"] == 0.2

@@ -10,7 +10,14 @@ from rag.domain import Hit
 from rag.errors import QueryError
 from rag.knowledge import KnowledgeBase
 from rag.question import analyze_question, holds_answer_type
-from rag.searcher import FEATURES, best_sentence_coverage, sentence_offsets
+from rag.searcher import (
+    FEATURES,
+    _column_scores,
+    _top,
+    best_sentence_coverage,
+    best_sentence_coverage_weighted,
+    sentence_offsets,
+)
 from rag.sentences import sentence_spans
 
 PHASE2_COUNTRIES = ("Cambodia", "Mongolia", "Thailand", "Vietnam")
@@ -220,3 +227,53 @@ def test_candidates_carry_sentence_coverage(seeds_kb: KnowledgeBase) -> None:
     assert column[cands.rows.tolist().index(row)] == pytest.approx(1.0)
     assert float(column.min()) >= 0.0
     assert float(np.median(column)) < 1.0
+
+
+def test_weighted_coverage_equals_one_call_per_article() -> None:
+    """The vectorized coverage (one weight vector per row) is bit-identical to the per-article loop."""
+    rng = np.random.default_rng(3)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    paragraphs = [
+        " ".join(" ".join(rng.choice(words, size=4)) + "." for _ in range(int(rng.integers(1, 4)))) for _ in range(40)
+    ]
+    bm25 = BM25Index(paragraphs)
+    sentences, offsets = sentence_offsets(paragraphs)
+    sentence_terms = bm25.term_presence(sentences)
+    terms = bm25.query_terms("alpha gamma zeta theta")
+    rows = rng.permutation(40)[:25]
+    weights = (bm25.idf[terms][None, :] * rng.choice([0.2, 1.0], size=(len(rows), len(terms)))).astype(np.float32)
+    one_by_one = [best_sentence_coverage(sentence_terms, offsets, rows[i : i + 1], terms, weights[i])[0] for i in range(25)]
+    together = best_sentence_coverage_weighted(sentence_terms, offsets, rows, terms, weights)
+    assert together.tolist() == [float(x) for x in one_by_one]
+
+
+def test_column_scores_equal_bm25_scores() -> None:
+    bm25 = BM25Index(["cooperatives in Korea", "home-based workers in Cambodia", "workers and cooperatives"])
+    terms = bm25.query_terms("cooperatives workers")
+    fast = _column_scores(bm25.saturated.tocsc(), bm25.idf, terms)
+    assert fast.tolist() == bm25.scores("cooperatives workers").tolist()
+    assert not _column_scores(bm25.saturated.tocsc(), bm25.idf, terms[:0]).any()
+
+
+def test_top_is_a_partial_sort() -> None:
+    values = np.array([0.1, 0.9, 0.5, 0.9, 0.3], dtype=np.float32)
+    assert sorted(_top(values, 2).tolist()) == [1, 3]
+    assert _top(values, 3).tolist()[2] == 2
+    assert _top(values, 10).tolist() == np.argsort(-values, kind="stable").tolist()
+    assert _top(values, 0).tolist() == []
+
+
+def test_per_query_work_does_not_read_every_paragraph(seeds_kb: KnowledgeBase) -> None:
+    """Articles' paragraph rows are ranges, and answer types are looked up once per paragraph."""
+    searcher = seeds_kb.searcher
+    for doc in range(len(searcher.doc_row)):
+        rows = searcher.doc_paragraph_rows(doc)
+        assert rows.tolist() == np.flatnonzero(searcher.paragraph_doc == doc).tolist()
+    searcher.search("How many people attended the workshop?")
+    cache = searcher._answer_type_cache["number"]
+    known = int((cache >= 0).sum())
+    assert known > 0
+    searcher.search("How many people attended the workshop?")
+    assert int((cache >= 0).sum()) == known
+    for row in np.flatnonzero(cache >= 0).tolist():
+        assert cache[row] == holds_answer_type(searcher.index.paragraph(row)[1].text, ("number",))

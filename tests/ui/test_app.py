@@ -162,10 +162,22 @@ def test_ask_returns_text_and_citations(served):
     assert re.search(r"\[1\]", result["text"])
     assert result["citations"], "an answer must cite its sources"
     for c in result["citations"]:
-        assert set(c) >= CITATION_FIELDS
+        assert set(c) >= CITATION_FIELDS | {"support"}
         assert c["quote"] and c["quote"] in c["text"]
         assert isinstance(c["paragraph"], int) and c["paragraph"] >= 1
         assert c["title"]
+    assert {"confidence", "grounding", "closest"} <= set(result)
+    assert result["grounding"] == "stated" and result["closest"] is None
+
+
+def test_ask_says_how_an_abstention_is_grounded(served):
+    _, client = served
+    result = client.predict("What is the capital of France?", None, "extractive", 3, api_name="/ask")
+    assert result["abstained"] is True and result["citations"] == []
+    assert result["grounding"] in {"closest", "none"}
+    assert (result["closest"] is not None) == (result["grounding"] == "closest")
+    if result["closest"] is not None:
+        assert set(result["closest"]) >= CITATION_FIELDS and result["closest"]["quote"] in result["closest"]["text"]
 
 
 def test_ask_follow_up_uses_history(served):
@@ -266,7 +278,9 @@ def test_abstention_looks_different(served):
     abstained = run_respond(demo, "What is the capital of France?")[-1][1]
     answered = run_respond(demo, "Who funded the country studies and workshops?")[-1][1]
     assert "rag-abstain" in abstained and "Not in the articles" in abstained
-    assert "rag-card" not in abstained
+    assert "rag-card" not in abstained, "an abstention cites nothing"
+    if "rag-closest" in abstained:  # the closest passage found, labelled as such
+        assert render.CLOSEST_LABEL in abstained
     assert "rag-abstain" not in answered and "Not in the articles" not in answered
 
 
