@@ -232,16 +232,8 @@ def outcome(d: Decisions, threshold: float, suite: str) -> dict[str, float]:
         "false_abstention": float((~answered)[ans].mean()) if ans.any() else float("nan"),
         "citation_precision": float(cited[answered_ans].mean()) if answered_ans.any() else float("nan"),
         "coverage": float(answered.mean()),
-        "aurc": aurc(d.confidence[m], np.where(ans, right, False)),
+        "aurc": M.aurc(zip(d.confidence[m].tolist(), np.where(ans, right, False).tolist(), strict=True)),
     }
-
-
-def aurc(confidence: np.ndarray, right: np.ndarray) -> float:
-    """Area under the risk-coverage curve: mean risk of the top-c most confident, over every c."""
-    order = np.argsort(-confidence, kind="stable")
-    wrong = ~right[order]
-    risks = np.cumsum(wrong) / np.arange(1, len(wrong) + 1)
-    return float(risks.mean()) if len(risks) else float("nan")
 
 
 #: How the threshold is chosen. ``budget`` (the default): the highest threshold whose false
@@ -318,9 +310,9 @@ def run(
     curve = {}
     for s in suites:
         m = oof.suite == s
-        order = np.argsort(-oof.confidence[m], kind="stable")
-        right = np.where(oof.answerable[m], oof.right_if_answered[m], False)[order]
-        curve[s] = [round(float(v), 4) for v in (np.cumsum(right) / np.arange(1, m.sum() + 1))]
+        right = np.where(oof.answerable[m], oof.right_if_answered[m], False)
+        points = M.risk_coverage_curve(zip(oof.confidence[m].tolist(), right.tolist(), strict=True))
+        curve[s] = [round(1.0 - risk, 4) for _, risk in points]
     result["risk_coverage_accuracy"] = curve  # accuracy of the top-c most confident, c = 1..n
     return result
 

@@ -306,31 +306,31 @@ class Answerer:
         contenders = [i for i in order[: self.settings.extractive_contenders]
                       if prepared.sentence_scores[i] >= ratio * top or i == order[0]]
         seconds = {best: self._second_sentence(prepared, best, order) for best in contenders}
-        spans = list(dict.fromkeys(
-            self._claim_span(prepared, i) for best in contenders for i in (best, seconds[best]) if i is not None
-        ))
+        span = {i: self._claim_span(prepared, i) for i in {*contenders, *seconds.values()} if i is not None}
+        spans = list(dict.fromkeys(span[i] for best in contenders for i in (best, seconds[best]) if i is not None))
         logits = dict(zip(spans, self._reader_logits(prepared, spans), strict=True))
+        margin = _hit_margin(prepared.hits)
         candidates: list[Candidate] = []
-        seen: list[list[int]] = []
+        seen: set[tuple[tuple[int, int, int], ...]] = set()
         for best in contenders:
             chosen = [best]
             second = seconds[best]
             # A second sentence joins only when the reader says it answers too (not just scores near).
-            if second is not None and sigmoid(logits[self._claim_span(prepared, second)]) >= self.settings.citation_min_support:
+            if second is not None and sigmoid(logits[span[second]]) >= self.settings.citation_min_support:
                 chosen.append(second)
-            spans_chosen = sorted(self._claim_span(prepared, i) for i in chosen)
-            if any(sorted(self._claim_span(prepared, i) for i in c) == spans_chosen for c in seen):
+            quotes = tuple(sorted(span[i] for i in chosen))
+            if quotes in seen:
                 continue  # the same quotes as an earlier contender's answer
-            seen.append(chosen)
-            answer = self._extractive_answer(prepared, [self._claim_span(prepared, i) for i in chosen], logits)
-            claim_logits = [logits[self._claim_span(prepared, i)] for i in chosen]
+            seen.add(quotes)
+            answer = self._extractive_answer(prepared, list(quotes), logits)
+            claim_logits = [logits[q] for q in quotes]
             features = AnswerFeatures(
                 reader=min(claim_logits),
                 reader_best=max(claim_logits),
                 sentence=float(prepared.sentence_scores[best]),
                 retrieval=prepared.confidence,
                 checks=float(self._check(prepared, answer).ok),
-                hit_margin=_hit_margin(prepared.hits),
+                hit_margin=margin,
             )
             candidates.append(Candidate(answer, features, self._confidence_of(features)))
         return candidates
@@ -507,8 +507,8 @@ class Answerer:
         claims = [] if refused else [(t, m) for t, m in split_claims(raw) if not _MODEL_ABSTAINS.search(t)]
         if not claims:
             return self._fallback(prepared, t0) if self.settings.llm_refusal_fallback else self._abstain(prepared, "llm")
-        given = [prepared.hits[i] for i in sorted(set(numbering))]
-        hit_index = {id(h): i for i, h in enumerate(prepared.hits)}
+        given_indices = sorted(set(numbering))
+        given = [prepared.hits[i] for i in given_indices]
         article_texts = {}
         for hit in given:
             article = prepared.searcher.article(hit.doc_id)
@@ -516,7 +516,7 @@ class Answerer:
                 article_texts[hit.doc_id] = article.title + "\n" + "\n".join(p.text for p in article.paragraphs)
         supports = self.support.attribute([c for c, _ in claims], given, article_texts)
         spans = [
-            None if sup is None else (hit_index[id(given[sup.hit])], sup.quote_start, sup.quote_end) for sup in supports
+            None if sup is None else (given_indices[sup.hit], sup.quote_start, sup.quote_end) for sup in supports
         ]
         logits = dict(zip(
             [sp for sp in spans if sp is not None],

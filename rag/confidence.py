@@ -60,9 +60,9 @@ class ConfidenceModel:
         return self.bias + sum(w * values[name] for name, w in self.weights.items())
 
     def probability(self, features: AnswerFeatures) -> float:
-        z = self.logit(features)
-        return 1.0 / (1.0 + math.exp(-z)) if z > -50 else 0.0
+        return sigmoid(self.logit(features))
 
 
 def sigmoid(x: float) -> float:
+    """The logistic function (0 far below zero, where ``exp`` would overflow)."""
     return 1.0 / (1.0 + math.exp(-x)) if x > -50 else 0.0

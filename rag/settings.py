@@ -230,7 +230,7 @@ class Settings(BaseSettings):
     )
     extractive_contenders: int = _field(
         5, section="answering", ge=1,
-        description="when the best sentence fails the answerability checks, the next ones of this many are tried",
+        description="a candidate answer is built from each of the best this many sentences (rag.confidence picks one)",
     )
     extractive_contender_ratio: float = _field(
         0.6, section="answering", ge=0, le=1, description="... if they score at least this share of the best"

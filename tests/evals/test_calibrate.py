@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evals.calibrate import QuestionCandidates, aurc, choose_threshold, decide, fit_logistic, out_of_fold, outcome
+from evals.calibrate import QuestionCandidates, choose_threshold, decide, fit_logistic, out_of_fold, outcome
+from evals.metrics import aurc
 
 
 def test_aurc_is_the_mean_risk_over_coverage() -> None:
     # Confidence order: right, wrong, right -> risks 0, 1/2, 1/3.
-    assert aurc(np.array([0.9, 0.5, 0.1]), np.array([True, False, True])) == pytest.approx((0 + 0.5 + 1 / 3) / 3)
+    assert aurc(zip([0.9, 0.5, 0.1], [True, False, True], strict=True)) == pytest.approx((0 + 0.5 + 1 / 3) / 3)
 
 
 def test_fit_logistic_returns_weights_in_the_features_own_units() -> None:
