@@ -334,6 +334,14 @@ def table(result: dict[str, Any], suites: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def _feature_rows(rows: list[list[float]]) -> np.ndarray:
+    """Cached feature rows; a cache written before a feature was added lacks that (last) column,
+    whose value is then its default, 0 (``AnswerFeatures``: the LLM's judgment)."""
+    width = len(AnswerFeatures.names())
+    x = np.array(rows, dtype=np.float64).reshape(len(rows), -1) if rows else np.zeros((0, width))
+    return np.pad(x, ((0, 0), (0, width - x.shape[1]))) if x.shape[1] < width else x
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("--suite", default="gold,squad2", help="suites to fit on together (default gold,squad2)")
@@ -375,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 **{
                     **q,
                     "checks": None,
-                    "features": np.array(q["features"]).reshape(-1, len(AnswerFeatures.names())),
+                    "features": _feature_rows(q["features"]),
                     "right": np.array(q["right"], dtype=bool),
                     "cited_gold": np.array(q["cited_gold"], dtype=bool),
                 }

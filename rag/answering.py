@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
@@ -42,12 +43,14 @@ from rag.errors import ModelNotInstalledError, QueryError
 from rag.evidence import SentenceRef, split_sentences
 from rag.followup import rewrite_followup
 from rag.lexicon import DEPENDENT_SENTENCE_OPENERS, tokenize, without_dates
-from rag.llm import install_command, llm_available, make_chat_model
+from rag.llm import install_command, llm_available, make_chat_model, supports_logprobs, yes_log_odds
 from rag.prompts import (
     ABSTAIN_TEXT,
     ANSWER_SYSTEM_PROMPT,
     ANSWER_USER_PROMPT,
     CONTEXT_ITEM,
+    JUDGE_AFTER_PROMPT,
+    JUDGE_BEFORE_PROMPT,
     UNSUPPORTED_MARK,
 )
 from rag.question import Question, analyze_question, holds_answer_type
@@ -98,6 +101,23 @@ class Candidate:
     confidence: float
 
 
+@dataclass(frozen=True)
+class LLMTrial:
+    """LLM mode's steps for one question, with no threshold applied (what calibration fits on)."""
+
+    #: The best extractive quote did not reach the threshold: the model was not asked.
+    gated: bool
+    #: The model's raw answer, and its judgment in each form asked (log-odds; None: not given).
+    raw: str = ""
+    judgments: dict[str, float | None] = field(default_factory=dict)
+    #: The model's answer as a candidate (features, confidence without the judgment); None when it
+    #: refused or none of its sentences held.
+    candidate: Candidate | None = None
+    #: What LLM mode answers without the judgment (the extractive fallback, when it stands in).
+    final: Answer | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
 @dataclass
 class Prepared:
     """What the answerers start from: one question, searched on one index snapshot."""
@@ -118,6 +138,10 @@ class Prepared:
     subject_doc_ids: list[str] | None = None
     #: The most confident extractive candidate (``Answerer.best_candidate``), once computed.
     best: Candidate | None = None
+    #: LLM mode: the model's yes/no judgment (log-odds; ``Settings.llm_judge``), None if not asked.
+    judgment: float | None = None
+    #: LLM mode: the model's answer as a candidate before the threshold (for calibration).
+    llm_candidate: Candidate | None = None
 
 
 def validate_history(history: History) -> list[dict[str, str]]:
@@ -154,6 +178,11 @@ class Answerer:
         self._searcher = searcher
         self.reader = reader
         self.confidence_model = ConfidenceModel(settings.confidence_weights, settings.confidence_bias)
+        # The LLM answer's confidence: the same model plus the model's own judgment.
+        self.llm_confidence_model = ConfidenceModel(
+            {**settings.confidence_weights, "judgment": settings.llm_judge_weight},
+            settings.confidence_bias + settings.llm_judge_bias,
+        )
         self.embedder = embedder
         self.settings = settings
         self._chat_model = chat_model
@@ -335,10 +364,10 @@ class Answerer:
             candidates.append(Candidate(answer, features, self._confidence_of(features)))
         return candidates
 
-    def _confidence_of(self, features: AnswerFeatures) -> float:
+    def _confidence_of(self, features: AnswerFeatures, model: ConfidenceModel | None = None) -> float:
         """The calibrated probability; for a candidate the checks veto, never more than an answer
         could show (measured: 8 of the 43 dev candidates failing the checks were right, 19%)."""
-        p = self.confidence_model.probability(features)
+        p = (model or self.confidence_model).probability(features)
         return p if features.checks >= 1.0 else min(p, max(0.0, self.settings.answer_threshold - 0.01))
 
     def _second_sentence(self, prepared: Prepared, best: int, order: list[int]) -> int | None:
@@ -467,8 +496,42 @@ class Answerer:
         model = self.chat_model()
         if model is None:
             raise ModelNotInstalledError("no chat model configured")
-        prompt = ChatPromptTemplate.from_messages([("system", ANSWER_SYSTEM_PROMPT), ("human", ANSWER_USER_PROMPT)])
-        return prompt | model | StrOutputParser()
+        return _ANSWER_PROMPT | model | StrOutputParser()
+
+    def judge(self, inputs: dict[str, str], raw: str, when: str | None = None) -> float | None:
+        """The model's log-odds that the paragraphs state the answer (``rag.llm.yes_log_odds``).
+
+        ``after`` (the default setting) asks about the model's own answer, as the next turn of the
+        same conversation; ``before`` asks with the question, ahead of any answer. Either prompt
+        starts with the answer prompt's tokens, so the runtime's cache spares all but ~30 of them.
+        """
+        when = when or self.settings.llm_judge
+        model = self.chat_model()
+        if when == "off" or model is None or not supports_logprobs(model):
+            return None
+        messages: list[BaseMessage] = _ANSWER_PROMPT.format_messages(**inputs)
+        if when == "before":
+            messages[-1] = HumanMessage(content=f"{messages[-1].content}{JUDGE_BEFORE_PROMPT}")
+        else:
+            messages += [AIMessage(content=raw), HumanMessage(content=JUDGE_AFTER_PROMPT)]
+        return yes_log_odds(model, messages)
+
+    def llm_trial(
+        self, question: str, history: History = None, judges: Sequence[str] = ("after", "before")
+    ) -> LLMTrial:
+        """Run LLM mode's steps once and ask every form of the judgment in ``judges``."""
+        prepared = self.prepare(question, history, mode="llm")
+        best = self.best_candidate(prepared)
+        if best is None or not self.answers(best):
+            return LLMTrial(gated=True)
+        inputs, numbering = self.llm_inputs(prepared)
+        t0 = time.perf_counter()
+        raw = self.llm_chain().invoke(inputs)
+        t1 = time.perf_counter()
+        judgments = {when: self.judge(inputs, raw, when) for when in judges}
+        seconds = {"llm": t1 - t0, "judge": time.perf_counter() - t1}
+        final = self.finalize_llm(prepared, raw, numbering)  # prepared.judgment is None: the base confidence
+        return LLMTrial(False, raw, judgments, prepared.llm_candidate, final, seconds)
 
     def llm_stream(self, prepared: Prepared) -> Iterator[AnswerEvent]:
         # One threshold for both modes: when not even the best quote is likely to answer, the
@@ -489,7 +552,13 @@ class Answerer:
             raw_parts.append(token)
             yield token
         prepared.timings["llm"] = time.perf_counter() - t0
-        yield self.finalize_llm(prepared, "".join(raw_parts), numbering)
+        raw = "".join(raw_parts)
+        if self.settings.llm_judge != "off" and not _refused(raw.strip()):
+            t1 = time.perf_counter()
+            prepared.judgment = self.judge(inputs, raw)
+            if prepared.judgment is not None:
+                prepared.timings["llm_judge"] = time.perf_counter() - t1
+        yield self.finalize_llm(prepared, raw, numbering)
 
     def finalize_llm(self, prepared: Prepared, raw: str, numbering: list[int]) -> Answer:
         """Check markers and support of every sentence; renumber citations in marker order.
@@ -503,7 +572,7 @@ class Answerer:
         """
         t0 = time.perf_counter()
         raw = raw.strip()
-        refused = not raw or (_MODEL_ABSTAINS.search(raw) and len(raw) < 400 and not re.search(r"\[\d", raw))
+        refused = _refused(raw)
         claims = [] if refused else [(t, m) for t, m in split_claims(raw) if not _MODEL_ABSTAINS.search(t)]
         if not claims:
             return self._fallback(prepared, t0) if self.settings.llm_refusal_fallback else self._abstain(prepared, "llm")
@@ -558,8 +627,11 @@ class Answerer:
             reader=min(kept), reader_best=max(kept),
             sentence=best.features.sentence if best else 0.0, retrieval=prepared.confidence,
             checks=float(self._check(prepared, answer).ok), hit_margin=_hit_margin(prepared.hits),
+            judgment=prepared.judgment or 0.0,
         )
-        candidate = Candidate(answer, features, self._confidence_of(features))
+        judged = self.llm_confidence_model if prepared.judgment is not None else self.confidence_model
+        candidate = Candidate(answer, features, self._confidence_of(features, judged))
+        prepared.llm_candidate = candidate
         # Preferring whichever of the two is more confident returned the extractive quote for 33 of
         # the first 60 gold questions (its quote is the one chosen for the highest confidence), and
         # citation precision fell 0.94 -> 0.79: the model's answer stands whenever it qualifies.
@@ -649,6 +721,14 @@ class Answerer:
                 final = event
         assert final is not None
         return final
+
+
+_ANSWER_PROMPT = ChatPromptTemplate.from_messages([("system", ANSWER_SYSTEM_PROMPT), ("human", ANSWER_USER_PROMPT)])
+
+
+def _refused(raw: str) -> bool:
+    """The model's "not in the articles" (or nothing at all), rather than an answer."""
+    return not raw or bool(_MODEL_ABSTAINS.search(raw) and len(raw) < 400 and not re.search(r"\[\d", raw))
 
 
 def _hit_margin(hits: Sequence[Hit]) -> float:

@@ -69,6 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default="", help="a trained reader folder to continue from (a second stage)")
     p.add_argument("--pair-kinds", default="", help="comma-separated pair kinds to train on (default: all)")
     p.add_argument("--max-length", type=int, default=256, help="tokens per (question, passage) pair (default 256)")
+    p.add_argument("--exclude-sample", type=int, default=0,
+                   help="leave out the questions a run with --max-questions N (same seed) sampled: e.g. 2000, the "
+                   "shipped reader's, to continue on the questions it never saw")
+    p.add_argument("--generated", default="", help="LLM-written questions to train on too (rag generate-questions)")
+    p.add_argument("--generated-near-misses", action="store_true",
+                   help="also train on the generated file's unanswerable near misses (as negatives)")
+
+    p = sub.add_parser(
+        "generate-questions",
+        help="the local LLM writes questions for each paragraph (cached, filtered by the searcher): reader training data",
+    )
+    _add_corpus_args(p)
+    p.add_argument("--out", type=Path, default=None,
+                   help="JSONL cache and output (default: data/generated/seeds-questions.jsonl)")
+    p.add_argument("--top-k", type=int, default=3, help="keep a question only if the searcher ranks its paragraph "
+                   "this high (default 3)")
+    p.add_argument("--limit", type=int, default=0, help="only the first N paragraphs (0: all)")
 
     p = sub.add_parser("search", help="list the paragraphs that best match a query")
     p.add_argument("query")
@@ -132,6 +149,8 @@ def _run(args: argparse.Namespace) -> int:
         return _cmd_ask(args)
     if args.command == "train-reader":
         return _cmd_train_reader(args)
+    if args.command == "generate-questions":
+        return _cmd_generate_questions(args)
     if args.command == "eval":
         from evals.run import main as eval_main
 
@@ -192,7 +211,9 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
     try:
         config = ReaderTrainConfig(layers=args.layers, epochs=args.epochs, max_questions=args.max_questions,
                                    learning_rate=args.learning_rate, seed=args.seed, max_length=args.max_length,
-                                   init=args.init, pair_kinds=tuple(k for k in args.pair_kinds.split(",") if k))
+                                   init=args.init, pair_kinds=tuple(k for k in args.pair_kinds.split(",") if k),
+                                   exclude_sample=args.exclude_sample, generated=args.generated,
+                                   generated_near_misses=args.generated_near_misses)
     except ValueError as exc:
         raise RagError(str(exc)) from exc
     hold_out = args.hold_out_corpus if args.hold_out_corpus is not None else [DEFAULT_SQUAD.parent / "corpus"]
@@ -202,6 +223,20 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
     print(f"reader written to {out} ({report['training_seconds'] / 60:.1f} min; model card: {out / 'README.md'})")
     if out.resolve() != READER_DIR.resolve():
         print(f"use it with RAG_READER_MODEL={out.resolve()}")
+    return 0
+
+
+def _cmd_generate_questions(args: argparse.Namespace) -> int:
+    from rag.knowledge import load
+    from rag.question_generation import DEFAULT_OUT, generate_for_corpus
+
+    out = args.out or DEFAULT_OUT
+    report = generate_for_corpus(load(args.corpus, args.index), out, top_k=args.top_k, limit=args.limit)
+    print(f"{report['kept']} questions kept of {report['written']} written for {report['paragraphs']} paragraphs "
+          f"({report['unanswerable']} unanswerable near misses; {report['cached']} paragraphs from the cache; "
+          f"{report['seconds']:.0f} s): {out}")
+    if report["rejected"]:
+        print("rejected: " + ", ".join(f"{n} {why}" for why, n in sorted(report["rejected"].items())))
     return 0
 
 

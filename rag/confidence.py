@@ -36,6 +36,9 @@ class AnswerFeatures:
     checks: float = 1.0
     #: The fused score margin between the first and second hit (a clear winner or a tie).
     hit_margin: float = 0.0
+    #: LLM mode: the model's own log-odds of "yes" to "does a paragraph state your answer?"
+    #: (``rag.llm.yes_log_odds``); 0 (no opinion) for extractive candidates.
+    judgment: float = 0.0
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

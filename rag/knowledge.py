@@ -16,7 +16,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 
-from rag.answering import Answerer, Candidate
+from rag.answering import Answerer, Candidate, LLMTrial
 from rag.domain import Answer, Article, Hit
 from rag.embed import make_embedder
 from rag.embed_base import VectorEmbeddings
@@ -151,6 +151,11 @@ class KnowledgeBase:
         is computed from and that confidence (what ``python -m evals.calibrate`` fits on)."""
         answerer = self.answerer
         return answerer.extractive_candidates(answerer.prepare(question, history, mode="extractive"))
+
+    def llm_trial(self, question: str, history: History = None, judges: Sequence[str] = ("after", "before")) -> LLMTrial:
+        """LLM mode's steps for ``question`` with no threshold applied: the model's answer as a
+        candidate, its yes/no judgment in each form (what ``python -m evals.calibrate_llm`` fits on)."""
+        return self.answerer.llm_trial(question, history, judges)
 
     def llm_available(self) -> bool:
         return self.answerer.llm_available()

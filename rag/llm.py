@@ -21,6 +21,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import math
 import os
 import queue
 import secrets
@@ -60,6 +61,8 @@ __all__ = [
     "install_command",
     "llm_available",
     "make_chat_model",
+    "supports_logprobs",
+    "yes_log_odds",
 ]
 
 _CHUNK_BYTES = 8 * 1024 * 1024
@@ -491,6 +494,8 @@ class LocalLlamaChatModel(BaseChatModel):
             for choice in raw.get("choices") or ():
                 delta = choice.get("delta") or {}
                 text += delta.get("content") or ""
+                if choice.get("logprobs"):
+                    info["logprobs"] = choice["logprobs"]  # asked for with logprobs=True (yes_log_odds)
                 if choice.get("finish_reason"):
                     info["finish_reason"] = choice["finish_reason"]
                     # Once only: LangChain concatenates string metadata when merging chunks.
@@ -535,6 +540,58 @@ class LocalLlamaChatModel(BaseChatModel):
             response_metadata=msg.response_metadata,
         )
         return ChatResult(generations=[ChatGeneration(message=message, generation_info=merged.generation_info)])
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a yes/no judgment from token probabilities
+# --------------------------------------------------------------------------------------------
+
+#: Candidates for the first token beyond the top one: "Yes", " yes", "YES" and the like all count.
+_TOP_LOGPROBS = 20
+#: The log-odds are clipped here: a token missing from the top list has at most the last one's
+#: probability, so the ratio is only known to that bound.
+_MAX_LOG_ODDS = 12.0
+
+
+def supports_logprobs(model: BaseChatModel) -> bool:
+    """Whether the chat model reports token probabilities: the local model and OpenAI-compatible
+    clients do. Any other is not asked (a fake or a user's own model would spend its reply)."""
+    return isinstance(model, LocalLlamaChatModel) or "logprobs" in type(model).model_fields
+
+
+def yes_log_odds(model: BaseChatModel, messages: Sequence[BaseMessage]) -> float | None:
+    """log P(yes) - log P(no) of the model's first answer token to a yes/no question.
+
+    One token is generated; the OpenAI-style ``logprobs`` of llama.cpp (the local model) and of
+    OpenAI-compatible servers carry the top candidates. Every spelling of yes (and of no) is
+    summed. None when the model gives no token probabilities (a server without ``logprobs``) or
+    names neither word among its top candidates.
+    """
+    try:
+        bound = model.bind(max_tokens=1, temperature=0.0, logprobs=True, top_logprobs=_TOP_LOGPROBS)
+        message = bound.invoke(list(messages))
+    except RagError:
+        raise
+    except Exception as exc:  # a server that refuses logprobs: no judgment, not a failed answer
+        log.info("no token probabilities from the chat model: %s", exc)
+        return None
+    content = ((message.response_metadata or {}).get("logprobs") or {}).get("content") or []
+    if not content:
+        return None
+    candidates = content[0].get("top_logprobs") or [content[0]]
+    p_yes = p_no = 0.0
+    for cand in candidates:
+        word = str(cand.get("token", "")).strip().lower()
+        p = math.exp(float(cand.get("logprob", -math.inf)))
+        if word == "yes":
+            p_yes += p
+        elif word == "no":
+            p_no += p
+    if p_yes == 0.0 and p_no == 0.0:
+        return None
+    floor = math.exp(min(float(c.get("logprob", 0.0)) for c in candidates))
+    odds = math.log(max(p_yes, floor * 1e-3)) - math.log(max(p_no, floor * 1e-3))
+    return max(-_MAX_LOG_ODDS, min(_MAX_LOG_ODDS, odds))
 
 
 # --------------------------------------------------------------------------------------------

@@ -74,11 +74,20 @@ class ReaderTrainConfig:
     held_out: tuple[str, ...] = DEFAULT_HELD_OUT
     #: Unanswerable versions of each question made by rule (``perturb_question``), as negatives.
     perturbed_negatives: bool = True
-    #: Only these pair kinds (empty: all). A second stage started from a trained reader (``init``)
-    #: uses the short sentence-level kinds: verification, at a fifth of the cost of paragraphs.
+    #: Only these pair kinds (empty: all; "generated-*": every kind with that prefix). A second stage
+    #: started from a trained reader (``init``) uses the short sentence-level kinds: verification, at
+    #: a fifth of the cost of paragraphs.
     pair_kinds: tuple[str, ...] = ()
     #: A trained reader folder to start from instead of the base encoder (a second stage).
     init: str = ""
+    #: Leave out the SQuAD questions that a run with ``max_questions`` = this and the same seed
+    #: sampled (the shipped reader's 2,000): continue training on the questions it never saw.
+    exclude_sample: int = 0
+    #: A file of LLM-written questions (``rag generate-questions``), trained on next to SQuAD.
+    generated: str = ""
+    #: Also train on the file's LLM-written near misses (questions the paragraph does not answer,
+    #: as negatives). Off: on inspection the 1.5B model's are often answered by the paragraph.
+    generated_near_misses: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.layers <= 6:
@@ -98,6 +107,8 @@ class QAItem:
     answer_starts: tuple[int, ...]
     impossible: bool
     qid: str
+    #: "squad", or "generated" (``rag generate-questions``): its pair kinds are prefixed "generated-".
+    source: str = "squad"
 
 
 @dataclass
@@ -157,6 +168,32 @@ def held_out_articles(items: Iterable[QAItem], corpus_dirs: Iterable[Path]) -> s
     if not corpus_text:
         return set()
     return {item.article for item in items if _collapse(item.context)[:200] in corpus_text}
+
+
+def generated_items(path: Path, hold_out_corpora: Iterable[Path] = (), near_misses: bool = True) -> list[QAItem]:
+    """The kept questions of a ``rag generate-questions`` file as training items (source
+    "generated"; the article is the title the searcher shows); near misses are unanswerable items.
+    A paragraph that appears in a held-out corpus folder (one the evals score) is dropped."""
+    from rag.question_generation import load_generated
+
+    held_text = ""
+    for folder in hold_out_corpora:
+        for file in sorted(Path(folder).rglob("*")):
+            if file.is_file() and file.suffix.lower() in {".txt", ".md"}:
+                held_text += _collapse(file.read_text(encoding="utf-8", errors="replace")) + "\n"
+    out = []
+    for n, g in enumerate(load_generated(Path(path))):
+        if held_text and _collapse(g["text"])[:200] in held_text:
+            continue
+        answerable = g["answer"] is not None
+        if not answerable and not near_misses:
+            continue
+        out.append(QAItem(
+            article=g["title"], question=g["question"], context=g["text"],
+            answers=(g["answer"],) if answerable else (), answer_starts=(int(g["answer_start"]),) if answerable else (),
+            impossible=not answerable, qid=f"generated-{n}", source="generated",
+        ))
+    return out
 
 
 def split_by_article(items: list[QAItem], held_out: Iterable[str]) -> tuple[list[QAItem], list[QAItem]]:
@@ -304,14 +341,28 @@ def length_grouped_batches(dataset: Any, batch_size: int, drop_last: bool, valid
     return LengthGroupedBatchSampler(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
 
 
+def _adder(pairs: TrainingPairs, prefix: str) -> Callable[[str, str, float, str], None]:
+    """``pairs.add`` with the pair kind prefixed (a generated question's pairs: "generated-…")."""
+    def add(question: str, passage: str, label: float, kind: str) -> None:
+        pairs.add(question, passage, label, prefix + kind)
+
+    return add
+
+
 def build_pairs(
     items: list[QAItem], config: ReaderTrainConfig, encode: Callable[[list[str]], np.ndarray] | None = None
 ) -> TrainingPairs:
     """Labelled (question, passage) pairs with hard negatives; ``encode`` embeds texts (unit vectors)."""
     rng = random.Random(config.seed)
-    answerable = [i for i in items if not i.impossible and i.answers]
+    answerable = [i for i in items if not i.impossible and i.answers and i.source == "squad"]
+    generated = [i for i in items if not i.impossible and i.answers and i.source != "squad"]
+    if config.exclude_sample and len(answerable) > config.exclude_sample:
+        # The sample a run with max_questions=exclude_sample drew (its rng's first use), left out.
+        seen = {i.qid for i in random.Random(config.seed).sample(answerable, config.exclude_sample)}
+        answerable = [i for i in answerable if i.qid not in seen]
     if config.max_questions and len(answerable) > config.max_questions:
         answerable = rng.sample(answerable, config.max_questions)
+    answerable += generated  # all of them: few, and the only questions about news text
     by_article: dict[str, list[str]] = {}
     for item in items:
         paras = by_article.setdefault(item.article, [])
@@ -332,9 +383,10 @@ def build_pairs(
     pairs = TrainingPairs()
     articles = sorted(by_article)
     for item in answerable:
+        add = _adder(pairs, "" if item.source == "squad" else f"{item.source}-")
         title = item.article.replace("_", " ")
         passage = reader_passage(title, item.context)
-        pairs.add(item.question, passage, 1.0, "paragraph+")
+        add(item.question, passage, 1.0, "paragraph+")
         paras = by_article[item.article]
         others = [j for j, p in enumerate(paras) if p != item.context and not _holds_answer(p, item.answers)]
         picked: list[int] = []
@@ -350,39 +402,50 @@ def build_pairs(
                     if nxt is not None and len(picked) < config.hard_negatives:
                         picked.append(nxt)
         for j in picked:
-            pairs.add(item.question, reader_passage(title, paras[j]), 0.0, "paragraph-hard")
+            add(item.question, reader_passage(title, paras[j]), 0.0, "paragraph-hard")
         if picked:  # the hard negative's sentence closest in words: the near miss of another passage
             q_words = set(normalize(item.question).split())
             sentences = [paras[picked[0]][a:b] for a, b in sentence_spans(paras[picked[0]])]
             near = max(sentences, key=lambda t: len(q_words & set(normalize(t).split())), default="")
             if len(near) > 20:
-                pairs.add(item.question, reader_passage(title, near), 0.0, "sentence-hard")
+                add(item.question, reader_passage(title, near), 0.0, "sentence-hard")
         if len(articles) > 1 and rng.random() < config.easy_negative_share:
             other = rng.choice([a for a in articles if a != item.article])
-            pairs.add(item.question, reader_passage(other.replace("_", " "), rng.choice(by_article[other])), 0.0,
-                      "paragraph-other-article")
+            add(item.question, reader_passage(other.replace("_", " "), rng.choice(by_article[other])), 0.0,
+                "paragraph-other-article")
         found = _answer_sentence(item)
         if found:
             sentence, rest = found
-            pairs.add(item.question, reader_passage(title, sentence), 1.0, "sentence+")
+            add(item.question, reader_passage(title, sentence), 1.0, "sentence+")
             rest = [s for s in rest if not _holds_answer(s, item.answers)]
             if rest:
-                pairs.add(item.question, reader_passage(title, rng.choice(rest)), 0.0, "sentence-same-paragraph")
+                add(item.question, reader_passage(title, rng.choice(rest)), 0.0, "sentence-same-paragraph")
         pool = [n for a in articles if a != item.article for n in names_by_article[a]]
         swapped = _swap_name(item.question, item.context, pool, rng)
         if swapped:
-            pairs.add(swapped, passage, 0.0, "name-swapped")
+            add(swapped, passage, 0.0, "name-swapped")
         if config.perturbed_negatives and found:
             perturbed = perturb_question(item.question, found[0], item.context, pool, words_by_article[item.article], rng)
             if perturbed:
-                pairs.add(perturbed[0], reader_passage(title, found[0]), 0.0, "perturbed-sentence")
-                pairs.add(perturbed[0], passage, 0.0, "perturbed-paragraph")
+                add(perturbed[0], reader_passage(title, found[0]), 0.0, "perturbed-sentence")
+                add(perturbed[0], passage, 0.0, "perturbed-paragraph")
     for item in items:
         if item.impossible and item.context:
-            pairs.add(item.question, reader_passage(item.article.replace("_", " "), item.context), 0.0,
-                      "squad2-unanswerable")
+            title = item.article.replace("_", " ")
+            if item.source == "squad":
+                pairs.add(item.question, reader_passage(title, item.context), 0.0, "squad2-unanswerable")
+                continue
+            # An LLM-written near miss: against its paragraph, and the sentence closest in words.
+            pairs.add(item.question, reader_passage(title, item.context), 0.0, f"{item.source}-unanswerable")
+            q_words = set(normalize(item.question).split())
+            sentences = [item.context[a:b] for a, b in sentence_spans(item.context)]
+            near = max(sentences, key=lambda t: len(q_words & set(normalize(t).split())), default="")
+            if len(near) > 20:
+                pairs.add(item.question, reader_passage(title, near), 0.0, f"{item.source}-unanswerable-sentence")
     if config.pair_kinds:
-        keep = [i for i, kind in enumerate(pairs.kinds) if kind in config.pair_kinds]
+        exact = set(config.pair_kinds)
+        prefixes = tuple(k[:-1] for k in config.pair_kinds if k.endswith("*"))  # "generated-*": every such kind
+        keep = [i for i, kind in enumerate(pairs.kinds) if kind in exact or (prefixes and kind.startswith(prefixes))]
         pairs = TrainingPairs([pairs.texts[i] for i in keep], [pairs.labels[i] for i in keep],
                               [pairs.kinds[i] for i in keep])
     return pairs
@@ -435,6 +498,13 @@ def train_reader(
         raise CorpusError("every article of the training file is held out: nothing to train on")
     log(f"{len(train_items)} questions from {len({i.article for i in train_items})} articles; "
         f"held out: {sorted({i.article for i in held_items})}")
+    hold_out_corpora = list(hold_out_corpora)
+    generated: list[QAItem] = []
+    if config.generated:
+        generated = generated_items(Path(config.generated), hold_out_corpora, config.generated_near_misses)
+        log(f"{sum(not i.impossible for i in generated)} generated questions and "
+            f"{sum(i.impossible for i in generated)} near misses from {len({i.article for i in generated})} articles")
+        train_items = train_items + generated
     embedder = load_sentence_transformer(base_model)
 
     def encode(texts: list[str]) -> np.ndarray:
@@ -494,13 +564,19 @@ def train_reader(
         "config": asdict(config),
         "training_file": Path(squad_path).name,
         "training_file_sha256": sha256_file(Path(squad_path)),
-        "trained_articles": sorted({i.article for i in train_items}),
+        "trained_articles": sorted({i.article for i in train_items if i.source == "squad"}),
         "held_out_articles": sorted(held),
         "pairs": pairs.counts(),
         "training_seconds": round(seconds, 1),
         "final_loss": round(float(result.training_loss), 4),
         "torch": torch.__version__,
     }
+    if config.generated:
+        report["generated_file"] = str(config.generated)
+        report["generated_file_sha256"] = sha256_file(Path(config.generated))
+        report["generated_articles"] = sorted({i.article for i in generated})
+        report["generated_questions"] = sum(not i.impossible for i in generated)
+        report["generated_near_misses"] = sum(i.impossible for i in generated)
     if config.init:  # the stages before this one, for the model card
         earlier = Path(config.init) / "training.json"
         report["init_training"] = json.loads(earlier.read_text(encoding="utf-8")) if earlier.is_file() else None
@@ -542,6 +618,12 @@ def training_command(cfg: dict[str, Any]) -> str:
         command += f" --init {cfg['init']}"
     if cfg.get("pair_kinds"):
         command += f" --pair-kinds {','.join(cfg['pair_kinds'])}"
+    if cfg.get("exclude_sample"):
+        command += f" --exclude-sample {cfg['exclude_sample']}"
+    if cfg.get("generated"):
+        command += f" --generated {cfg['generated']}"
+    if cfg.get("generated_near_misses"):
+        command += " --generated-near-misses"
     return command
 
 
@@ -564,6 +646,15 @@ def model_card(report: dict[str, Any], hashes: dict[str, str]) -> str:
         f"- Trained on {len(report['trained_articles'])} articles: {', '.join(report['trained_articles'])}.",
         f"- Never trained on (scored by the evals): {', '.join(report['held_out_articles'])}; "
         "nor on the project's gold set.",
+        *[
+            f"- Stage {n}: {st['generated_questions']} questions (and {st['generated_near_misses']} unanswerable "
+            f"near misses) that the local LLM wrote for the paragraphs of {len(st['generated_articles'])} articles "
+            f"(`rag generate-questions`; `{st['generated_file']}`, sha256 `{st['generated_file_sha256'][:16]}…`), "
+            "kept only when the answer is in the paragraph and the hybrid searcher ranks the paragraph in its top 3. "
+            "They are the articles of the gold corpus (domain adaptation, InPars-style); the gold questions "
+            "themselves were never trained on."
+            for n, st in enumerate(stages, start=1) if st.get("generated_file")
+        ],
         "",
         "## Training (`make reader` runs these stages in order)",
         *[

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from rag.bm25 import BM25Index
+from rag.bm25 import LexicalTables
 from rag.domain import Article, Hit
 from rag.embed import SentenceTransformerEmbeddings
 from rag.errors import QueryError
@@ -208,45 +208,48 @@ class HybridSearcher:
         self.settings = settings
         self.reader = reader
         self.weights = RetrievalWeights.from_settings(settings)
-        paragraphs = [index.paragraph(row)[1].text for row in range(len(index.paragraph_keys))]
-        self.paragraph_bm25 = BM25Index(paragraphs)
+        n_par = len(index.paragraph_keys)
         doc_ids = list(index.articles)
         self.doc_row = {doc_id: i for i, doc_id in enumerate(doc_ids)}
-        self.article_bm25 = BM25Index(
-            [a.title + "\n" + "\n".join(p.text for p in a.paragraphs) for a in index.articles.values()]
-        )
-        self.paragraph_doc = np.array([self.doc_row[d] for d, _ in index.paragraph_keys], dtype=np.int64)
+        self.paragraph_doc = np.asarray(index.paragraph_doc, dtype=np.int64)
         # Paragraph rows are grouped by article (the index stores them article by article), so an
         # article's rows are one range: bounds instead of one mask per article over all paragraphs
         # (that was quadratic: ~10^9 comparisons at 100,000 paragraphs).
         self.doc_bounds = np.searchsorted(self.paragraph_doc, np.arange(len(doc_ids) + 1))
+        # BM25 over paragraphs and over articles, the terms of every sentence and title: stored in
+        # the index by its build (memory-mapped, shared by every process serving it), or made
+        # here, each paragraph tokenized once, for an index without them (format 1, or built by
+        # another version of the tokenizer). Either way the same matrices.
+        tables = index.lexical
+        if tables is None:
+            tables = LexicalTables.build(
+                [index.paragraph_text(row) for row in range(n_par)], index.article_titles(), self.doc_bounds
+            )
+        self.lexical = tables
+        self.paragraph_bm25 = tables.paragraph
+        self.article_bm25 = tables.article
         # Column (CSC) copies of the BM25 matrices: scoring a query reads only its terms' postings,
         # where slicing the row-major matrix by column walks every stored value (the largest
         # per-query cost at 100,000 paragraphs). Same sums in the same order: identical scores.
-        self._paragraph_columns = self.paragraph_bm25.saturated.tocsc()
-        self._article_columns = self.article_bm25.saturated.tocsc()
+        self._paragraph_columns = tables.paragraph_columns
+        self._article_columns = tables.article_columns
         # Terms of each article's title and opening paragraphs: news leads introduce the event,
         # so a question's words that name the event are found there, and they say which
         # article, not which paragraph. ``bm25_focus`` discounts them inside their article.
         # Kept as a sparse article x term matrix (one row per article) rather than Python sets.
-        intros = [
-            article.title + "\n" + "\n".join(p.text for p in article.paragraphs[: settings.intro_paragraphs])
-            for article in index.articles.values()
-        ]
-        self.intro_matrix = self.paragraph_bm25.term_presence(intros).tocsr()
-        # Chunk rows of each paragraph's sentence chunks, in order (for answering without re-embedding).
-        self.sentence_rows: dict[tuple[str, int], list[int]] = {}
-        for row, chunk in enumerate(index.chunks):
-            if chunk.kind == "sentence":
-                self.sentence_rows.setdefault((chunk.doc_id, chunk.paragraph), []).append(row)
+        self.intro_matrix = tables.intro_matrix(self.doc_bounds, settings.intro_paragraphs)
         # Which terms each sentence holds, for the best-sentence coverage signal.
-        sentence_texts, self.sentence_offsets = sentence_offsets(paragraphs)
-        self.sentence_terms = self.paragraph_bm25.term_presence(sentence_texts)
-        kinds = np.array([c.kind for c in index.chunks])
-        self.is_sentence_chunk = kinds == "sentence"
+        self.sentence_terms = tables.sentence_terms
+        self.sentence_offsets = tables.sentence_offsets
+        # Chunk rows of each paragraph's sentence chunks, in order (for answering without re-embedding).
+        self.is_sentence_chunk = index.chunk_mask("sentence")
+        self.sentence_rows: dict[tuple[str, int], list[int]] = {}
+        for row in np.flatnonzero(self.is_sentence_chunk).tolist():
+            key = index.paragraph_keys[int(index.chunk_paragraph[row])]
+            self.sentence_rows.setdefault(key, []).append(row)
         # Whether each paragraph holds each answer type: -1 not yet known, filled on first use
         # (a regex per paragraph is cheap once, not on every query; racing threads write the same).
-        self._answer_type_cache = {kind: np.full(len(paragraphs), -1, dtype=np.int8) for kind in ANSWER_TYPES}
+        self._answer_type_cache = {kind: np.full(n_par, -1, dtype=np.int8) for kind in ANSWER_TYPES}
 
     def doc_paragraph_rows(self, doc: int) -> np.ndarray:
         """The paragraph rows of article number ``doc``, in order."""

@@ -6,9 +6,14 @@ real local model is exercised by the ``llm``-marked smoke test at the end.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pytest
+from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 
 from rag.domain import Answer
 from rag.errors import ModelNotInstalledError, QueryError
@@ -144,6 +149,8 @@ def test_real_local_llm_smoke(seeds_kb: KnowledgeBase) -> None:
     # every citation is valid and points at the article that answers.
     assert answer.mode in ("llm", "extractive") and not answer.abstained
     assert answer.timings.get("llm_first_token") is not None
+    if answer.mode == "llm":  # the model's yes/no judgment was read from its token probabilities
+        assert answer.timings.get("llm_judge") is not None
     assert {c.doc_id for c in answer.citations} == {"003_21bb20fa281d6cc8.txt"}
     _assert_citations_valid(seeds_kb, answer)
     follow = seeds_kb.answer(
@@ -244,3 +251,80 @@ def test_an_extractive_answer_quotes_one_article(seeds_kb: KnowledgeBase, questi
     assert len({c.doc_id for c in answer.citations}) <= 1
     for candidate in seeds_kb.answer_candidates(question):
         assert len({c.doc_id for c in candidate.answer.citations}) == 1
+
+
+# --- LLM mode: the model's own yes/no judgment --------------------------------------------------
+
+
+class _JudgingFake(BaseChatModel):
+    """Answers with ``reply``; asked with ``logprobs`` (the judgment), says yes with ``p_yes``."""
+
+    reply: str
+    p_yes: float
+    logprobs: bool | None = None  # what marks a model with token probabilities (OpenAI clients)
+    judged: int = 0
+
+    @property
+    def _llm_type(self) -> str:
+        return "judging-fake"
+
+    def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        if not kwargs.get("logprobs"):
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.reply))])
+        self.judged += 1
+        top = [{"token": "Yes", "logprob": math.log(self.p_yes)}, {"token": "No", "logprob": math.log(1 - self.p_yes)}]
+        meta = {"logprobs": {"content": [{"token": "Yes", "logprob": top[0]["logprob"], "top_logprobs": top}]}}
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="Yes", response_metadata=meta))])
+
+
+_FUNDED = "The workshop was funded by the Korean Ministry of Employment and Labour (MOEL) [1]."
+
+
+def test_the_models_judgment_moves_the_llm_answers_confidence(
+    seeds_kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    question = "Who funded the 2021 workshop?"
+    monkeypatch.setattr(seeds_kb.settings, "llm_judge_weight", 0.0)
+    monkeypatch.setattr(seeds_kb.settings, "llm_judge_bias", 0.0)
+    unweighted = answerer_for(seeds_kb, chat_model=_JudgingFake(reply=_FUNDED, p_yes=0.9)).answer(question, mode="llm")
+    assert not unweighted.abstained and unweighted.timings.get("llm_judge") is not None
+    monkeypatch.setattr(seeds_kb.settings, "llm_judge_weight", 1.0)
+    sure_model = _JudgingFake(reply=_FUNDED, p_yes=0.9)
+    sure = answerer_for(seeds_kb, chat_model=sure_model).answer(question, mode="llm")
+    doubting = answerer_for(seeds_kb, chat_model=_JudgingFake(reply=_FUNDED, p_yes=0.0001)).answer(question, mode="llm")
+    assert sure_model.judged == 1 and not sure.abstained
+    assert sure.confidence is not None and unweighted.confidence is not None
+    assert sure.confidence > unweighted.confidence
+    # log-odds of 0.0001 is about -9.2: the model says its answer is not stated, so it abstains.
+    assert doubting.abstained and doubting.closest is not None
+
+
+def test_the_judgment_is_asked_only_of_models_with_token_probabilities(seeds_kb: KnowledgeBase) -> None:
+    # A model without logprobs (a fake, a user's own) is never asked: its next reply is the next answer's.
+    model = _fake(_FUNDED, "The guthi is a social institution in Nepal [1].")
+    pipeline = answerer_for(seeds_kb, chat_model=model)
+    first = pipeline.answer("Who funded the 2021 workshop?", mode="llm")
+    second = pipeline.answer("What is guthi?", mode="llm")
+    assert "Korean Ministry" in first.text and "llm_judge" not in first.timings
+    assert "Nepal" in second.text
+
+
+def test_no_judgment_when_switched_off(seeds_kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(seeds_kb.settings, "llm_judge", "off")
+    model = _JudgingFake(reply=_FUNDED, p_yes=0.5)
+    answer = answerer_for(seeds_kb, chat_model=model).answer("Who funded the 2021 workshop?", mode="llm")
+    assert model.judged == 0 and "llm_judge" not in answer.timings and not answer.abstained
+
+
+def test_an_llm_trial_gives_the_candidate_and_every_judgment_without_a_threshold(seeds_kb: KnowledgeBase) -> None:
+    trial = answerer_for(seeds_kb, chat_model=_JudgingFake(reply=_FUNDED, p_yes=0.8)).llm_trial(
+        "Who funded the 2021 workshop?"
+    )
+    assert not trial.gated and trial.raw == _FUNDED and trial.candidate is not None
+    assert set(trial.judgments) == {"after", "before"}
+    assert trial.judgments["after"] == pytest.approx(math.log(0.8 / 0.2))
+    assert trial.final is not None and not trial.final.abstained
+    gated = answerer_for(seeds_kb, chat_model=_JudgingFake(reply=_FUNDED, p_yes=0.8)).llm_trial(
+        "What is the boiling point of tungsten?"
+    )
+    assert gated.gated and gated.candidate is None

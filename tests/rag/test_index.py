@@ -161,7 +161,8 @@ def test_manifest_contents(built: tuple[Path, Path], embedder: SentenceTransform
     manifest = store.read_manifest()
     assert manifest is not None
     settings = Settings()
-    assert manifest["format"] == 1
+    assert manifest["format"] == 2
+    assert manifest["columns"]["kinds"] == sorted({c.kind for c in store.load().chunks})
     assert manifest["embedding"] == {
         "model": settings.embedding_model,
         "backend": "sentence-transformers",
@@ -187,7 +188,11 @@ def test_manifest_contents(built: tuple[Path, Path], embedder: SentenceTransform
     assert version is not None
     for name, checksum in manifest["checksums"].items():
         assert hashlib.sha256((version / name).read_bytes()).hexdigest() == checksum
-    assert set(manifest["checksums"]) == {"articles.jsonl", "chunks.jsonl", "vectors.faiss"}
+    assert set(manifest["checksums"]) == {
+        "articles.jsonl", "chunks.jsonl", "vectors.faiss",
+        "meta-strings.npy", "meta-articles.npy", "meta-paragraphs.npy", "meta-chunks.npy",
+        "lex-arrays.npy", "lex-vocab.json",
+    }
 
 
 def test_unchanged_corpus_is_up_to_date(built: tuple[Path, Path], embedder: SentenceTransformerEmbeddings) -> None:
@@ -600,3 +605,145 @@ def test_missing_index_message(tmp_path: Path, embedder: SentenceTransformerEmbe
     assert store.read_manifest() is None
     with pytest.raises(IndexCorruptError, match=r"no index in .*run `rag index`"):
         store.load()
+
+
+# --- format 2: metadata columns ------------------------------------------------------------
+
+
+def _as_format_1(version: Path) -> None:
+    """Turn a version folder into what a format-1 build wrote: JSONL + FAISS, no columns."""
+    manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+    for name in list(manifest["checksums"]):
+        if name.startswith("meta-"):
+            (version / name).unlink()
+            del manifest["checksums"][name]
+    manifest["format"] = 1
+    del manifest["columns"]
+    (version / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_columns_load_the_same_metadata_as_jsonl(
+    built: tuple[Path, Path], embedder: SentenceTransformerEmbeddings, tmp_path: Path, mmap: bool
+) -> None:
+    _, index_dir = built
+    store = make_store(index_dir, embedder, Settings(index_mmap=mmap))
+    loaded = store.load()
+    assert loaded.columns is not None  # format 2: views over the mapped columns
+    old_dir = tmp_path / "old"
+    shutil.copytree(index_dir, old_dir)
+    _as_format_1(old_dir / loaded.version_dir.name)
+    old = make_store(old_dir, embedder, Settings(index_mmap=mmap)).load()
+    assert old.columns is None and isinstance(old.chunks, list)
+    assert loaded.articles == old.articles and dict(loaded.articles) == old.articles
+    assert list(loaded.articles) == list(old.articles)
+    assert loaded.chunks == old.chunks and list(loaded.chunks) == old.chunks
+    assert loaded.chunks[-1] == old.chunks[-1] and loaded.chunks[1:3] == old.chunks[1:3]
+    assert list(loaded.paragraph_keys) == old.paragraph_keys
+    np.testing.assert_array_equal(loaded.chunk_paragraph, old.chunk_paragraph)
+    np.testing.assert_array_equal(loaded.paragraph_doc, old.paragraph_doc)
+    np.testing.assert_array_equal(loaded.chunk_mask("paragraph"), old.chunk_mask("paragraph"))
+    assert loaded.article_titles() == old.article_titles()
+    for row in range(len(old.paragraph_keys)):
+        assert loaded.paragraph(row) == old.paragraph(row)
+        assert loaded.paragraph_text(row) == old.paragraph(row)[1].text
+    assert "apples.txt" in loaded.articles and "nope.txt" not in loaded.articles
+    assert loaded.articles.get("nope.txt") is None
+    # The searcher over either gives the same hits and scores.
+    a = HybridSearcher(loaded, embedder, store.settings).search(TRAIN_QUERY, 5)
+    b = HybridSearcher(old, embedder, store.settings).search(TRAIN_QUERY, 5)
+    assert a == b
+
+
+def test_format_1_index_loads_and_the_next_build_rewrites_it(
+    built: tuple[Path, Path], embedder: SentenceTransformerEmbeddings
+) -> None:
+    corpus, index_dir = built
+    recorder = RecordingEmbedder(embedder)
+    store = make_store(index_dir, recorder)
+    before = store.load()
+    _as_format_1(before.version_dir)
+    old = store.load()  # still loads (parsed onto the heap)
+    assert old.columns is None and old.chunks == before.chunks
+    assert store.is_stale(corpus)
+    report = store.build(corpus)
+    assert not report.up_to_date and report.embedded_chunks == 0  # metadata rewritten, vectors reused
+    assert recorder.texts == []
+    new = store.load()
+    assert new.manifest["format"] == 2 and new.columns is not None
+    assert new.chunks == before.chunks
+    np.testing.assert_array_equal(new.vectors.vectors(), before.vectors.vectors())
+    assert not store.is_stale(corpus)
+
+
+@pytest.mark.parametrize("name", ["meta-strings.npy", "meta-paragraphs.npy", "meta-chunks.npy"])
+def test_damaged_columns_are_reported(
+    built: tuple[Path, Path], embedder: SentenceTransformerEmbeddings, name: str
+) -> None:
+    _, index_dir = built
+    store = make_store(index_dir, embedder)
+    version = store.current_version()
+    assert version is not None
+    path = version / name
+    path.write_bytes(path.read_bytes()[:-9])
+    with pytest.raises(IndexCorruptError, match="rebuild"):
+        store.load()
+    with pytest.raises(IndexCorruptError, match="rebuild"):
+        store.load(verify_checksums=False)
+
+
+def test_columns_hold_no_pickle(built: tuple[Path, Path], embedder: SentenceTransformerEmbeddings) -> None:
+    _, index_dir = built
+    version = make_store(index_dir, embedder).current_version()
+    assert version is not None
+    for path in version.glob("meta-*.npy"):
+        array = np.load(path, allow_pickle=False)  # raises on an object array
+        assert array.dtype in (np.uint8, np.int64)
+
+
+def _base_is_memmap(array: np.ndarray) -> bool:
+    while array is not None and not isinstance(array, np.memmap):
+        array = array.base  # type: ignore[assignment]
+    return isinstance(array, np.memmap)
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_metadata_and_lexical_tables_are_mapped_not_copied(
+    built: tuple[Path, Path], embedder: SentenceTransformerEmbeddings, mmap: bool
+) -> None:
+    _, index_dir = built
+    store = make_store(index_dir, embedder, Settings(index_mmap=mmap))
+    loaded = store.load()
+    assert loaded.columns is not None and loaded.lexical is not None
+    searcher = HybridSearcher(loaded, embedder, store.settings)
+    arrays = [
+        loaded.columns.paragraphs, loaded.columns.chunks, loaded.chunk_paragraph,
+        searcher.paragraph_bm25.saturated.data, searcher.paragraph_bm25.saturated.indices,
+        searcher._paragraph_columns.indptr, searcher.article_bm25.idf, searcher.sentence_terms.indices,
+        searcher.sentence_offsets,
+    ]
+    assert all(_base_is_memmap(a) for a in arrays) == mmap
+    assert any(_base_is_memmap(a) for a in arrays) == mmap
+
+
+def test_lexical_tables_of_another_tokenizer_are_not_used(
+    built: tuple[Path, Path], embedder: SentenceTransformerEmbeddings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.bm25
+    import rag.index as index_module
+
+    corpus, index_dir = built
+    recorder = RecordingEmbedder(embedder)
+    store = make_store(index_dir, recorder)
+    stored = store.load()
+    expected = HybridSearcher(stored, embedder, store.settings).search(TRAIN_QUERY, 5)
+    monkeypatch.setattr(index_module, "lexical_fingerprint", lambda: "another-tokenizer")
+    monkeypatch.setattr(rag.bm25, "lexical_fingerprint", lambda: "another-tokenizer")
+    other = store.load()
+    assert other.lexical is None  # not trusted: the searcher makes its own tables
+    assert HybridSearcher(other, embedder, store.settings).search(TRAIN_QUERY, 5) == expected
+    assert store.is_stale(corpus)
+    report = store.build(corpus)
+    assert report.embedded_chunks == 0 and recorder.texts == []  # rewritten, vectors reused
+    assert store.load().manifest["lexical"]["fingerprint"] == "another-tokenizer"
+    assert not store.is_stale(corpus)

@@ -490,3 +490,20 @@ def test_unloadable_file_raises_clear_error(tmp_path: Path) -> None:
     model = llm.LocalLlamaChatModel(model_path=str(bad))
     with pytest.raises(llm.LocalLLMError, match="could not load the local model"):
         model.invoke([HumanMessage("hi")])
+
+
+def test_yes_log_odds_sums_every_spelling_and_needs_token_probabilities() -> None:
+    import math
+
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from rag.llm import supports_logprobs, yes_log_odds
+
+    top = [{"token": "Yes", "logprob": math.log(0.6)}, {"token": " yes", "logprob": math.log(0.2)},
+           {"token": "No", "logprob": math.log(0.1)}, {"token": "The", "logprob": math.log(0.05)}]
+    reply = AIMessage(content="Yes", response_metadata={"logprobs": {"content": [{"token": "Yes", "top_logprobs": top}]}})
+    model = GenericFakeChatModel(messages=iter([reply, AIMessage(content="Yes")]))
+    assert yes_log_odds(model, [HumanMessage(content="Is it?")]) == pytest.approx(math.log(0.8 / 0.1))
+    assert yes_log_odds(model, [HumanMessage(content="Is it?")]) is None  # no logprobs in the reply
+    assert not supports_logprobs(model)

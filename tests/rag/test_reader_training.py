@@ -135,3 +135,29 @@ def test_the_shared_squad_articles_scored_by_the_evals_are_held_out_by_default()
     items = load_squad(SQUAD / "squad2-train-10-articles.json")
     held = held_out_articles(items, [SQUAD / "corpus"])
     assert held == set(ReaderTrainConfig().held_out)
+
+
+def test_exclude_sample_trains_on_exactly_the_questions_an_earlier_capped_run_left_out() -> None:
+    items = [QAItem(f"Art_{i % 3}", f"Question number {i} about the thing?", f"Paragraph {i}. The answer is x{i}.",
+                    (f"x{i}",), (len(f"Paragraph {i}. The answer is "),), False, str(i)) for i in range(30)]
+    earlier = build_pairs(items, ReaderTrainConfig(max_questions=12, hard_negatives=0))
+    rest = build_pairs(items, ReaderTrainConfig(max_questions=0, exclude_sample=12, hard_negatives=0))
+    seen = {q for (q, _), k in zip(earlier.texts, earlier.kinds, strict=True) if k == "paragraph+"}
+    unseen = {q for (q, _), k in zip(rest.texts, rest.kinds, strict=True) if k == "paragraph+"}
+    assert len(seen) == 12 and len(unseen) == 18 and not seen & unseen
+    assert seen | unseen == {i.question for i in items}
+    # The same seed gives the same split again.
+    again = build_pairs(items, ReaderTrainConfig(max_questions=0, exclude_sample=12, hard_negatives=0))
+    assert again.texts == rest.texts
+
+
+def test_a_pair_kind_ending_in_a_star_keeps_every_kind_with_that_prefix() -> None:
+    items = [
+        QAItem("A", "Who runs the Portvale museum?", "Anna Berg runs the Portvale museum. It opened in 1990.",
+               ("Anna Berg",), (0,), False, "1"),
+        QAItem("B", "Where is the Lindholm village?", "Lindholm is a village near Oslo. It has a church.",
+               ("near Oslo",), (22,), False, "2", source="generated"),
+    ]
+    pairs = build_pairs(items, ReaderTrainConfig(hard_negatives=0, pair_kinds=("sentence+", "generated-*")))
+    assert set(pairs.kinds) >= {"sentence+", "generated-paragraph+", "generated-sentence+"}
+    assert "paragraph+" not in pairs.kinds

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.bm25 import BM25Index
+from rag.bm25 import BM25Index, LexicalTables, tokenize_by_sentence
 from rag.domain import Hit
 from rag.errors import QueryError
 from rag.knowledge import KnowledgeBase
+from rag.lexicon import tokenize
 from rag.question import analyze_question, holds_answer_type
 from rag.searcher import (
     FEATURES,
@@ -277,3 +278,73 @@ def test_per_query_work_does_not_read_every_paragraph(seeds_kb: KnowledgeBase) -
     assert int((cache >= 0).sum()) == known
     for row in np.flatnonzero(cache >= 0).tolist():
         assert cache[row] == holds_answer_type(searcher.index.paragraph(row)[1].text, ("number",))
+
+
+# --- start-up: each text tokenized once -----------------------------------------------------------
+
+TRICKY_PARAGRAPHS = [
+    "Ms. Esim spoke first. Then 20 workers, i.e. most of them, joined.",
+    "He said it was 'fine.' Then the workers' union left! Did they? Yes…",
+    "• First item here\n• Second item, with café and naïve\n1. Numbered item.\n2) Another one",
+    "Caf\u0065\u0301 opened.\u00a0Next sentence — with a dash. ___ . Last one “quoted.”",
+    "   leading spaces. trailing spaces.   ",
+    "",
+    "No sentence end at all",
+    "A.B.C. corp. sold 1,200 units in Jan. 2022. The U.S. office closed.",
+    "Line one\n\nLine three after a blank line. And… more.",
+]
+
+
+def test_tokenize_by_sentence_equals_tokenizing_each_text() -> None:
+    paragraph_tokens, sentence_tokens, offsets = tokenize_by_sentence(TRICKY_PARAGRAPHS)
+    sentences, expected_offsets = sentence_offsets(TRICKY_PARAGRAPHS)
+    assert paragraph_tokens == [tokenize(t) for t in TRICKY_PARAGRAPHS]
+    assert sentence_tokens == [tokenize(t) for t in sentences]
+    np.testing.assert_array_equal(offsets, expected_offsets)
+
+
+def _csr_equal(a, b) -> None:  # type: ignore[no-untyped-def]
+    a, b = a.tocsr(), b.tocsr()
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_array_equal(a.indptr, b.indptr)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_startup_tokenizing_once_builds_what_tokenizing_each_text_built(seeds_kb: KnowledgeBase) -> None:
+    """The lexical tables (each paragraph tokenized once, sentence by sentence), both as stored
+    by the build and read back memory-mapped, and as made at start-up for an index without them,
+    equal what tokenizing every text on its own built: same vocabularies, BM25 matrices, intro
+    terms and sentence terms, so every score is the same."""
+    searcher = seeds_kb.searcher
+    index = searcher.index
+    assert index.lexical is not None  # read from the index version
+    paragraphs = [index.paragraph(r)[1].text for r in range(len(index.paragraph_keys))]
+    articles = list(index.articles.values())
+    old_paragraphs = BM25Index(paragraphs)
+    old_articles = BM25Index([a.title + "\n" + "\n".join(p.text for p in a.paragraphs) for a in articles])
+    intro = seeds_kb.settings.intro_paragraphs
+    old_intro = old_paragraphs.term_presence(
+        [a.title + "\n" + "\n".join(p.text for p in a.paragraphs[:intro]) for a in articles]
+    )
+    sentences, offsets = sentence_offsets(paragraphs)
+    made = LexicalTables.build(paragraphs, [a.title for a in articles], searcher.doc_bounds)
+    for tables in (index.lexical, made):
+        for new, old in ((tables.paragraph, old_paragraphs), (tables.article, old_articles)):
+            assert new.vocab == old.vocab
+            _csr_equal(new.saturated, old.saturated)
+            np.testing.assert_array_equal(new.idf, old.idf)
+        _csr_equal(tables.paragraph_columns, old_paragraphs.saturated.tocsc())
+        _csr_equal(tables.article_columns, old_articles.saturated.tocsc())
+        _csr_equal(tables.intro_matrix(searcher.doc_bounds, intro), old_intro)
+        _csr_equal(tables.sentence_terms, old_paragraphs.term_presence(sentences))
+        np.testing.assert_array_equal(tables.sentence_offsets, offsets)
+    _csr_equal(searcher.intro_matrix, old_intro)
+
+
+def test_read_back_bm25_index_scores_and_finds_terms_as_the_original() -> None:
+    texts = ["cooperatives in Korea", "home-based workers in Cambodia", "workers and cooperatives"]
+    fresh = BM25Index(texts)
+    back = BM25Index.from_arrays(fresh.terms(), fresh.idf, fresh.saturated)
+    np.testing.assert_array_equal(back.scores("Cambodian cooperatives"), fresh.scores("Cambodian cooperatives"))
+    _csr_equal(back.term_presence(["korea workers korea", "", "zeta"]), fresh.term_presence(["korea workers korea", "", "zeta"]))

@@ -34,7 +34,7 @@ from rag.settings import Settings, default_embedding_model
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("rag", "ui", "evals")  # what pyproject ships
 PICKLE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal", "jsonpickle"}
-INDEX_SUFFIXES = {".json", ".jsonl", ".faiss"}
+INDEX_SUFFIXES = {".json", ".jsonl", ".faiss", ".npy"}  # .npy: read with allow_pickle=False
 LOOPBACK_HEX = "0100007F"  # 127.0.0.1 in /proc/net/tcp
 
 
