@@ -111,7 +111,7 @@ def collect(suites: Sequence[Suite], cache: Path, per_stratum: int, minutes: flo
         kb = load(suite.corpus, suite.index)
         items = sample_order(suite, per_stratum)
         gold = map_gold(items, kb, suite.corpus)
-        plans.append((suite, kb, items, gold))
+        plans.append((suite, kb, items, gold, ConfidenceModel(kb.settings.confidence_weights, kb.settings.confidence_bias)))
     deadline = time.monotonic() + minutes * 60
     cache.parent.mkdir(parents=True, exist_ok=True)
     # Suites in turn too, so a stopped run has some of each.
@@ -119,14 +119,13 @@ def collect(suites: Sequence[Suite], cache: Path, per_stratum: int, minutes: flo
     for n in range(max(len(p[2]) for p in plans)):
         queue += [(p, p[2][n]) for p in plans if n < len(p[2])]
     with cache.open("a", encoding="utf-8") as out:
-        for (suite, kb, _items, gold), item in queue:
+        for (suite, kb, _items, gold, model), item in queue:
             key = f"{suite.name}:{item.id}"
             if key in done:
                 continue
             if time.monotonic() > deadline:
                 print(f"time is up ({minutes:.0f} min): {len(done)} collected", file=sys.stderr)
                 break
-            model = ConfidenceModel(kb.settings.confidence_weights, kb.settings.confidence_bias)
             row = collect_one(kb, item, gold.paragraphs.get(item.id, set()) if item.answerable else set(), model)
             article = articles.get(item.id) or (item.sources[0].file if item.sources else None)
             row.update(

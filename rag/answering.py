@@ -553,7 +553,7 @@ class Answerer:
             yield token
         prepared.timings["llm"] = time.perf_counter() - t0
         raw = "".join(raw_parts)
-        if self.settings.llm_judge != "off" and not _refused(raw.strip()):
+        if not _refused(raw.strip()):  # judge() itself returns None when switched off
             t1 = time.perf_counter()
             prepared.judgment = self.judge(inputs, raw)
             if prepared.judgment is not None:
