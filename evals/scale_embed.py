@@ -25,6 +25,16 @@ import numpy as np
 
 from evals.gold import load_gold
 
+#: Questions embedded one at a time for the per-query latency (question-length texts).
+_QUESTIONS = [
+    "When was the HomeNet workshop held and where?",
+    "Which countries took part in the SSE academy?",
+    "What does the social and solidarity economy mean for informal workers?",
+    "How many cooperatives were trained?",
+    "Who funded the project?",
+    "What did the ILO recommend to the government of Indonesia on cooperative law?",
+]
+
 
 def gold_hits(settings: Any, embedder: Any) -> dict[str, float]:
     """Hybrid search hit@1/@5 on the gold set's answerable questions (gold paragraph = the one
@@ -83,20 +93,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         "engines": {},
         "seed_chunks": {"all": len(chunks), "sentence": sum(c.kind == "sentence" for c in chunks)},
     }
-    reference = None
-    for name, engine in engines.items():
+    for engine in engines.values():
         engine.encode(texts[:16])  # load (and export, once) and warm up
-        # Interleaved rounds, best of three: the machine is shared, so one slow round is noise.
-        rounds = []
-        for _ in range(3):
+    # Interleaved rounds (torch, fp32, int8, torch, ...), best of three per engine: the machine is
+    # shared, so a round slowed by another job must not count against one engine only. (An earlier
+    # run timed the engines one after the other on a starved machine and saw ONNX 4.8x faster; on a
+    # quiet one torch is the fastest.)
+    rounds: dict[str, list[float]] = {name: [] for name in engines}
+    query_ms: dict[str, list[float]] = {name: [] for name in engines}
+    vectors: dict[str, np.ndarray] = {}
+    for _ in range(3):
+        for name, engine in engines.items():
             start = time.perf_counter()
-            vectors = engine.encode(texts, progress=False)
-            rounds.append(time.perf_counter() - start)
-        reference = vectors if reference is None else reference
+            vectors[name] = engine.encode(texts, progress=False)
+            rounds[name].append(time.perf_counter() - start)
+            # One question at a time, as a search embeds it (the serving path's cost per query).
+            for question in _QUESTIONS:
+                start = time.perf_counter()
+                engine._encode_queries([question])  # not encode_query: it caches
+                query_ms[name].append((time.perf_counter() - start) * 1000)
+    reference = vectors["torch"]
+    for name, engine in engines.items():
         entry = {
-            "chunks_per_s": round(len(texts) / min(rounds), 1),
-            "rounds_s": [round(r, 2) for r in rounds],
-            "cosine_to_torch_min": round(float(np.min(np.sum(vectors * reference, axis=1))), 5),
+            "chunks_per_s": round(len(texts) / min(rounds[name]), 1),
+            "rounds_s": [round(r, 2) for r in rounds[name]],
+            "query_ms_p50": round(float(np.percentile(query_ms[name], 50)), 2),
+            "query_ms_p95": round(float(np.percentile(query_ms[name], 95)), 2),
+            "cosine_to_torch_min": round(float(np.min(np.sum(vectors[name] * reference, axis=1))), 5),
         }
         if not args.skip_gold:
             entry["gold"] = gold_hits(settings, engine)

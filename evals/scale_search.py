@@ -2,6 +2,7 @@
 
     python -m evals.scale_search [--paragraphs 10000,100000] [--needles 200] [--sentence-chunks]
                                  [--out evals/results/scale_search.json] [--profile]
+                                 [--query-backend torch|onnx]
 
 For each size: the corpus of ``evals.scale_corpus`` (real sentences recombined, needle questions
 whose answer paragraph is known) is written, indexed by the real build (``IndexStore.build``:
@@ -81,10 +82,12 @@ def needle_paragraphs(corpus: Any, index: Any) -> dict[int, tuple[str, int]]:
     return targets
 
 
-def run_size(n_paragraphs: int, n_needles: int, sentence_chunks: bool, workdir: Path, profile: bool) -> dict[str, Any]:
+def run_size(
+    n_paragraphs: int, n_needles: int, sentence_chunks: bool, workdir: Path, profile: bool, query_backend: str = "torch"
+) -> dict[str, Any]:
     import faiss
 
-    from rag.embed import SentenceTransformerEmbeddings
+    from rag.embed import OnnxEmbeddings, SentenceTransformerEmbeddings
     from rag.index import IndexStore
     from rag.searcher import HybridSearcher
     from rag.settings import Settings
@@ -103,7 +106,9 @@ def run_size(n_paragraphs: int, n_needles: int, sentence_chunks: bool, workdir: 
         sentence_chunks=sentence_chunks,
         answer_mode="extractive",
     )
-    model = SentenceTransformerEmbeddings(settings=settings)
+    # ONNX fp32 shares torch's vectors and fingerprint: the same index, questions embedded faster.
+    model = (OnnxEmbeddings(settings=settings, quantize=False) if query_backend == "onnx"
+             else SentenceTransformerEmbeddings(settings=settings))
     embedder = ComposedEmbeddings(model, workdir / "pieces")
     store = IndexStore(settings.index_dir, settings, embedder=embedder)
     marks: list[tuple[str, float]] = []
@@ -119,6 +124,7 @@ def run_size(n_paragraphs: int, n_needles: int, sentence_chunks: bool, workdir: 
         "articles": len(index.articles),
         "chunks": index.vectors.ntotal,
         "sentence_chunks": sentence_chunks,
+        "query_backend": query_backend,
         "faiss_type": index.vectors.kind,
         "corpus_write_s": round(write_s, 1),
         "build_s": round(report.seconds, 1),
@@ -231,12 +237,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the searches")
+    parser.add_argument("--query-backend", choices=("torch", "onnx"), default="torch",
+                        help="what embeds the questions (onnx: ONNX Runtime fp32, the same vectors)")
     parser.add_argument("--_size", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--_part-out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args._size is not None:
-        result = run_size(args._size, args.needles, args.sentence_chunks, args.workdir, args.profile)
+        result = run_size(args._size, args.needles, args.sentence_chunks, args.workdir, args.profile,
+                          args.query_backend)
         args._part_out.write_text(json.dumps(result), encoding="utf-8")
         return 0
 
@@ -262,12 +271,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         cmd += ["--sentence-chunks"] if args.sentence_chunks else []
         cmd += ["--profile"] if args.profile else []
+        cmd += ["--query-backend", args.query_backend]
         load = [round(x, 2) for x in os.getloadavg()]
         subprocess.run(cmd, check=True)
         entry = json.loads(part.read_text(encoding="utf-8"))
         entry["load_average_at_start"] = load
         entry["created"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         key = f"{size}-{'sentences' if args.sentence_chunks else 'paragraphs'}"
+        key += "-onnx-queries" if args.query_backend == "onnx" else ""
         results["sizes"][key] = entry
         print(summarize(entry), flush=True)
         if entry["dense_recall_at_10"] < RECALL_TARGET:

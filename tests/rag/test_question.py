@@ -25,6 +25,10 @@ def test_analysis_fields() -> None:
         ("Whose ministry funded it?", ("person",), ()),  # "whose" mid-question: a hint, not a verdict
         ("How much money did Korea contribute?", ("number",), ("amount", "number")),
         ("Where did the workshop take place?", ("place",), ()),
+        # A second question joined on asks for a place too; a relative "where" does not.
+        ("When was the HomeNet workshop held and where?", ("date", "place"), ("date",)),
+        ("Who spoke, and where was it?", ("person", "place"), ("person",)),
+        ("What is the forum where cooperatives meet?", (), ()),
         ("What did Benjamin Velasco present?", (), ()),
     ],
 )

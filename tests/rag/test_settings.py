@@ -41,3 +41,20 @@ def test_answer_modes() -> None:
     assert ANSWER_MODES == ("auto", "extractive", "llm")
     with pytest.raises(ValidationError):
         Settings(answer_mode="chatty")
+
+
+def test_choosing_an_embedder_chooses_its_fitted_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag.settings import EMBEDDER_PROFILES
+
+    profile = EMBEDDER_PROFILES["gemma"]
+    assert set(profile) <= set(Settings.model_fields)  # every name is a setting
+    gemma = Settings(embedding_backend="gemma")
+    assert all(getattr(gemma, name) == value for name, value in profile.items())
+    assert Settings().weight_bm25 != profile["weight_bm25"]  # the default profile is MiniLM's
+    # A value set explicitly wins, as an argument or as its environment variable.
+    assert Settings(embedding_backend="gemma", weight_bm25=0.7).weight_bm25 == 0.7
+    monkeypatch.setenv("RAG_EMBEDDING_BACKEND", "gemma")
+    monkeypatch.setenv("RAG_WEIGHT_DENSE_SENTENCE", "0.25")
+    from_env = Settings()
+    assert from_env.weight_dense_sentence == 0.25
+    assert from_env.weight_sentence_coverage == profile["weight_sentence_coverage"]
