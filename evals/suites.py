@@ -12,10 +12,16 @@ articles, written by other people about other things), so ``rag eval --suite gol
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evals.gold import DEFAULT_CORPUS, DEFAULT_GOLD, REPO_ROOT
+from rag.settings import Settings
+
+#: Backends whose vectors are MiniLM's (ONNX fp32 shares torch's fingerprint): they share the
+#: suites' index folders. Any other backend gets folders of its own, so measuring it never
+#: rebuilds the project's ``index/`` (nor the next default run rebuilds it back).
+SHARED_INDEX_BACKENDS = frozenset({"sentence-transformers", "onnx"})
 
 #: The SQuAD 2.0 articles shared with the project (``../shared/datasets/squad2-train-articles``).
 SQUAD2_DIR = REPO_ROOT.parent / "shared" / "datasets" / "squad2-train-articles"
@@ -32,6 +38,16 @@ class Suite:
 
     def available(self) -> bool:
         return self.gold.is_file() and self.corpus.is_dir()
+
+    def for_backend(self, backend: str) -> Suite:
+        """This suite with the index folder of ``backend``'s vectors.
+
+        >>> SUITES["gold"].for_backend("gemma").index.name
+        'index-gold-gemma'
+        """
+        if backend in SHARED_INDEX_BACKENDS:
+            return self
+        return replace(self, index=REPO_ROOT / "evals" / "results" / "tmp" / f"index-{self.name}-{backend}")
 
 
 SUITES: dict[str, Suite] = {
@@ -54,7 +70,8 @@ def parse_suites(spec: str) -> list[Suite]:
     unknown = [n for n in names if n not in SUITES]
     if unknown or not names:
         raise ValueError(f"unknown suite {', '.join(unknown) or spec!r}: use {', '.join(SUITES)} or all")
-    suites = [SUITES[n] for n in dict.fromkeys(names)]
+    backend = Settings().embedding_backend
+    suites = [SUITES[n].for_backend(backend) for n in dict.fromkeys(names)]
     missing = [s for s in suites if not s.available()]
     if missing:
         raise ValueError(
