@@ -542,13 +542,6 @@ class IndexStore:
 
     # --- staleness -------------------------------------------------------------------
 
-    def settings_fingerprint(self) -> dict[str, Any]:
-        return {
-            "chunking": self.chunker.settings_fingerprint(),
-            "model": self.settings.embedding_model,
-            "backend": self.settings.embedding_backend,
-        }
-
     def is_stale(self, corpus_dir: str | Path) -> bool:
         """True when the corpus or the settings differ from what the live index was built from."""
         try:
@@ -557,16 +550,19 @@ class IndexStore:
             return True
         return manifest is None or not self._matches(manifest, scan_corpus(Path(corpus_dir), self.settings))
 
-    def _matches(self, manifest: dict[str, Any], files: list[CorpusFile]) -> bool:
+    def _matches(
+        self, manifest: dict[str, Any], files: list[CorpusFile], described: dict[str, Any] | None = None
+    ) -> bool:
         """Whether the index of ``manifest`` was built from these files with these settings
-        (in the current format: an older one is rewritten, its vectors reused)."""
+        (in the current format: an older one is rewritten, its vectors reused). ``described`` is
+        the embedder's ``describe()`` when the caller already has it."""
         if manifest.get("format") != FORMAT_VERSION:
             return False
         if manifest.get("lexical", {}).get("fingerprint") != lexical_fingerprint():
             return False
         if manifest.get("chunking") != self.chunker.settings_fingerprint():
             return False
-        described = self.embedder.describe()
+        described = described or self.embedder.describe()
         if manifest["embedding"].get("model") != described.get("model", self.settings.embedding_model):
             return False
         # Two embedders can share a dimension: a stale index would answer wrongly without an error.
@@ -608,7 +604,7 @@ class IndexStore:
             previous = None if rebuild else self._try_load_previous()
             embedding_meta = self.embedder.describe()
             reuse = previous if previous is not None and self._can_reuse(previous, embedding_meta) else None
-            if reuse is not None and self._matches(reuse.manifest, files):
+            if reuse is not None and self._matches(reuse.manifest, files, embedding_meta):
                 return BuildReport(
                     version_dir=reuse.version_dir, files=len(reuse.articles), paragraphs=len(reuse.paragraph_keys),
                     chunks=len(reuse.chunks), up_to_date=True,
