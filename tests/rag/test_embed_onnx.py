@@ -31,6 +31,9 @@ def test_onnx_vectors_match_torch(tmp_path: Path, embedder: SentenceTransformerE
     # fp32 shares torch's vector space (its fingerprint); int8 has its own.
     assert (onnx.describe()["fingerprint"] == embedder.describe()["fingerprint"]) is not quantize
     assert (tmp_path / "onnx").is_dir()  # exported once, under models_dir
+    # Its pool threads do not spin after a run: they would take the cores the search needs next.
+    session, _ = onnx._load()
+    assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 @pytest.mark.slow
