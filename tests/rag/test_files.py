@@ -44,3 +44,25 @@ def test_hidden_and_inside(tmp_path: Path) -> None:
     assert not is_hidden(corpus / "a.txt", corpus)
     assert not inside(corpus / "link.txt", corpus)
     assert inside(corpus / "a.txt", corpus)
+
+
+def test_a_hash_list_catches_a_missing_or_altered_file_and_ignores_other_records(tmp_path: Path) -> None:
+    from rag.files import HASH_LIST, hash_list_problems, write_hash_list
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "weights.bin").write_bytes(b"abc")
+    (tmp_path / "sub" / "config.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "README.md").write_text("card", encoding="utf-8")
+    hashes = write_hash_list(tmp_path)
+    assert set(hashes) == {"weights.bin", "sub/config.json"}  # the card and the list itself are not listed
+    assert hash_list_problems(tmp_path) == []
+    (tmp_path / "README.md").write_text("edited card", encoding="utf-8")
+    assert hash_list_problems(tmp_path) == []
+    (tmp_path / "weights.bin").write_bytes(b"abd")
+    (tmp_path / "sub" / "config.json").unlink()
+    problems = hash_list_problems(tmp_path)
+    assert any("weights.bin does not match" in p for p in problems) and any("config.json is missing" in p for p in problems)
+    # Another record under the same name (EmbeddingGemma's assembly record) is not a list to check.
+    (tmp_path / HASH_LIST).write_text('{"source": "pip", "files": {"a": "b"}}', encoding="utf-8")
+    assert hash_list_problems(tmp_path) == []
+    assert hash_list_problems(tmp_path / "sub") == []  # no list: nothing to check

