@@ -215,7 +215,9 @@ class ComposedEmbeddings(VectorEmbeddings):
     def __init__(self, model: VectorEmbeddings, cache_dir: Path) -> None:
         super().__init__()
         self.model = model
-        self.cache_dir = cache_dir
+        # One cache per vector space: pieces embedded by another model (the default changed from the
+        # packaged MiniLM to models/embedder-qa) must never be summed with this one's questions.
+        self.cache_dir = cache_dir / str(model.describe().get("fingerprint", "model"))
         self._lock = threading.Lock()
         self._row: dict[str, int] = {}
         self._vectors = np.zeros((0, model.dimension), dtype=np.float32)

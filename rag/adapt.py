@@ -91,7 +91,8 @@ def adapt_embedder(
     # Train a copy: the cached base model stays as it is for anything else in this process.
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(settings.embedding_model, device=settings.embedding_device, local_files_only=True)
+    model = SentenceTransformer(settings.embedding_model, device=settings.embedding_device, local_files_only=True,
+                                model_kwargs={"dtype": torch.float32})  # trained in fp32 (the base may be stored fp16)
     del base
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)

@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", type=Path, default=None, help="folder of .txt/.md articles (default: seeds/)")
     p.add_argument("--out", type=Path, default=None, help="model folder (default: models/embedder-adapted)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the data (default 2; with --squad 1)")
-    p.add_argument("--base", default=None, help="model to start from (default: the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--base", default=None, help="model to start from (default: models/embedder-qa when present, "
+                   "else the packaged all-MiniLM-L6-v2; with --squad always the packaged one)")
     p.add_argument("--squad", type=Path, default=None,
                    help="train on the answerable questions of this SQuAD-format JSON instead (supervised; "
                    f"the shipped models/embedder-qa: --squad {DEFAULT_SQUAD} --out models/embedder-qa)")
@@ -212,11 +213,15 @@ def _cmd_adapt_on_questions(args: argparse.Namespace, settings: Settings) -> int
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
     from rag.adapt import AdaptConfig, adapt_embedder
-    from rag.settings import ADAPTED_EMBEDDER_DIR, Settings, packaged_embedding_model
+    from rag.settings import ADAPTED_EMBEDDER_DIR, QA_EMBEDDER_DIR, Settings, packaged_embedding_model
 
-    settings = Settings(embedding_model=args.base or packaged_embedding_model())
     if args.squad is not None:
-        return _cmd_adapt_on_questions(args, settings)
+        return _cmd_adapt_on_questions(args, Settings(embedding_model=args.base or packaged_embedding_model()))
+    # The corpus adaptation starts from the product's own default embedder, so the adapted model
+    # (which then takes precedence) does not fall back behind it. Not measured on this base yet.
+    base = args.base or (str(QA_EMBEDDER_DIR) if (QA_EMBEDDER_DIR / "modules.json").is_file()
+                         else packaged_embedding_model())
+    settings = Settings(embedding_model=base)
     try:
         config = AdaptConfig(epochs=args.epochs or 2)
     except ValueError as exc:

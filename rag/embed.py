@@ -2,7 +2,7 @@
 default, other engines selectable with ``Settings.embedding_backend`` (``RAG_EMBEDDING_BACKEND``).
 
 >>> from rag.embed import SentenceTransformerEmbeddings
->>> emb = SentenceTransformerEmbeddings()          # the packaged all-MiniLM-L6-v2
+>>> emb = SentenceTransformerEmbeddings()          # the default: models/embedder-qa (MiniLM, question-tuned)
 >>> len(emb.embed_query("cooperatives in Asia"))
 384
 >>> sorted(EMBEDDING_BACKENDS)
