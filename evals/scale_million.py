@@ -44,7 +44,7 @@ import numpy as np
 
 from evals.metrics import latency_ms
 from evals.scale_corpus import ComposedEmbeddings, ScaleCorpus, pieces
-from evals.scale_search import DEFAULT_WORKDIR, cache_tokenizer_for_bench, needle_paragraphs, rss_mib
+from evals.scale_search import DEFAULT_WORKDIR, cache_tokenizer_for_bench, needle_paragraphs, question_model, rss_mib
 
 
 def compose_vectors(embedder: ComposedEmbeddings, texts: Sequence[str]) -> np.ndarray:
@@ -79,7 +79,6 @@ def exact_top(matrix: np.ndarray, queries: np.ndarray, k: int, block: int = 200_
 
 def run(n_paragraphs: int, n_needles: int, workdir: Path, query_backend: str = "torch") -> dict[str, Any]:
     from rag.chunk import ParagraphChunker
-    from rag.embed import OnnxEmbeddings, SentenceTransformerEmbeddings
     from rag.index import LoadedIndex
     from rag.parse import parse_text
     from rag.searcher import HybridSearcher
@@ -107,9 +106,7 @@ def run(n_paragraphs: int, n_needles: int, workdir: Path, query_backend: str = "
         articles[article.doc_id] = article
         chunks.extend(chunker.chunk(article))
     mark("parse_and_chunk_s")
-    # ONNX fp32 gives torch's vectors (the pieces' cache is shared); it embeds a question faster.
-    model = (OnnxEmbeddings(settings=settings, quantize=False) if query_backend == "onnx"
-             else SentenceTransformerEmbeddings(settings=settings))
+    model = question_model(settings, query_backend)
     embedder = ComposedEmbeddings(model, workdir / "pieces")
     matrix = compose_vectors(embedder, [c.embed_text for c in chunks])
     mark("compose_vectors_s")

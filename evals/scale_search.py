@@ -73,6 +73,16 @@ def cache_tokenizer_for_bench() -> None:
     rag.bm25.tokenize = memoized  # type: ignore[assignment]
 
 
+def question_model(settings: Any, query_backend: str) -> Any:
+    """What embeds the questions: torch, or ONNX Runtime fp32 (the same vectors and fingerprint, so
+    the same index and piece cache; a question embedded faster)."""
+    from rag.embed import OnnxEmbeddings, SentenceTransformerEmbeddings
+
+    if query_backend == "onnx":
+        return OnnxEmbeddings(settings=settings, quantize=False)
+    return SentenceTransformerEmbeddings(settings=settings)
+
+
 def needle_paragraphs(corpus: Any, index: Any) -> dict[int, tuple[str, int]]:
     """Needle number -> (doc_id, paragraph number) of the paragraph that holds its answer."""
     targets = {}
@@ -87,7 +97,6 @@ def run_size(
 ) -> dict[str, Any]:
     import faiss
 
-    from rag.embed import OnnxEmbeddings, SentenceTransformerEmbeddings
     from rag.index import IndexStore
     from rag.searcher import HybridSearcher
     from rag.settings import Settings
@@ -106,9 +115,7 @@ def run_size(
         sentence_chunks=sentence_chunks,
         answer_mode="extractive",
     )
-    # ONNX fp32 shares torch's vectors and fingerprint: the same index, questions embedded faster.
-    model = (OnnxEmbeddings(settings=settings, quantize=False) if query_backend == "onnx"
-             else SentenceTransformerEmbeddings(settings=settings))
+    model = question_model(settings, query_backend)
     embedder = ComposedEmbeddings(model, workdir / "pieces")
     store = IndexStore(settings.index_dir, settings, embedder=embedder)
     marks: list[tuple[str, float]] = []

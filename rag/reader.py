@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from rag.errors import RagError
-from rag.files import sha256_file
+from rag.files import HASH_LIST, hash_list_problems, is_hash_list
 from rag.settings import Settings
 
 #: The file (inside the model folder) that lists each file's sha256.
-READER_HASHES = "sha256.json"
+READER_HASHES = HASH_LIST
 #: The model card written next to the weights.
 READER_CARD = "README.md"
 
@@ -49,12 +49,11 @@ def verify_reader(model_dir: Path) -> dict[str, str]:
         hashes: dict[str, str] = json.loads(listing.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise ReaderError(f"{listing} is not valid JSON: {exc}") from exc
-    for name, digest in hashes.items():
-        path = model_dir / name
-        if not path.is_file():
-            raise ReaderError(f"reader model file {path} is missing")
-        if sha256_file(path) != digest:
-            raise ReaderError(f"reader model file {path} does not match its sha256; retrain or restore it")
+    if not is_hash_list(hashes):
+        raise ReaderError(f"{listing} is not a list of file names and sha256 digests; retrain or restore it")
+    problems = hash_list_problems(model_dir)
+    if problems:
+        raise ReaderError(f"reader model file {problems[0]}; retrain or restore it")
     return hashes
 
 

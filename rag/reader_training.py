@@ -44,9 +44,9 @@ import numpy as np
 
 from rag.bm25 import BM25Index
 from rag.errors import CorpusError, ModelNotInstalledError
-from rag.files import sha256_file, write_text_atomic
+from rag.files import sha256_file, write_hash_list, write_text_atomic
 from rag.lexicon import normalize, proper_names
-from rag.reader import READER_CARD, READER_HASHES, reader_passage, verify_reader
+from rag.reader import READER_CARD, reader_passage, verify_reader
 from rag.sentences import sentence_spans
 
 #: The two SQuAD articles the project's foreign-corpus eval scores (``../shared/datasets/squad2-train-articles``).
@@ -583,8 +583,7 @@ def train_reader(
     write_text_atomic(staging / "training.json", json.dumps(report, indent=2) + "\n")
     # The card lists the hashes of everything else, so it is written last and is not itself hashed.
     (staging / READER_CARD).unlink(missing_ok=True)
-    hashes = {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file()}
-    write_text_atomic(staging / READER_HASHES, json.dumps(hashes, indent=2) + "\n")
+    hashes = write_hash_list(staging, skip=(READER_CARD,))
     write_text_atomic(staging / READER_CARD, model_card(report, hashes))
     if out_dir.exists():
         backup = out_dir.parent / f".{out_dir.name}.old"

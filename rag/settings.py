@@ -75,8 +75,8 @@ ANSWER_THRESHOLD = 0.17
 #: What is fitted per embedder: the fusion weights (``python -m evals.tune --suite gold,squad2``)
 #: and the answer confidence (``python -m evals.calibrate``) depend on the embedder, whose cosines
 #: have their own scale and quality. Choosing ``embedding_backend`` chooses its profile; a value
-#: set explicitly (an argument or its ``RAG_*`` variable) wins. The defaults above are the
-#: all-MiniLM-L6-v2 ("sentence-transformers" and its ONNX twin) profile.
+#: set explicitly (an argument or its ``RAG_*`` variable) wins. The defaults above are the profile
+#: of the default embedder, models/embedder-qa ("sentence-transformers" and its ONNX twin).
 EMBEDDER_PROFILES: dict[str, dict[str, Any]] = {
     # EmbeddingGemma-300M (``evals/results/gemma.json``): weights chosen on both corpora, one
     # article held out at a time: gold hit@1 / @5 0.851 / 1.000, SQuAD 0.791 / 0.980 (MiniLM's:
