@@ -171,10 +171,17 @@ class QuestionAdaptConfig:
     seed: int = 0
     #: 0: every answerable question of the training articles.
     max_questions: int = 0
+    #: Rounds of hard-negative mining: round k mines each question's hard negative with the model
+    #: round k-1 trained (ANCE-style), then trains on them. Between rounds the model is rounded to
+    #: fp16 and back, as if saved and reloaded, so round k continued from a saved round k-1 model
+    #: (``--base``) trains the same.
+    rounds: int = 1
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 2 or self.learning_rate <= 0 or self.max_questions < 0:
             raise ValueError("epochs ≥ 1, batch_size ≥ 2, learning_rate > 0 and max_questions ≥ 0 are required")
+        if self.rounds < 1:
+            raise ValueError("rounds must be ≥ 1")
         if not 0 <= self.warmup_share < 1:
             raise ValueError("warmup_share must be in [0, 1)")
 
@@ -294,12 +301,19 @@ def adapt_on_questions(
     model = SentenceTransformer(settings.embedding_model, device=settings.embedding_device, local_files_only=True,
                                 model_kwargs={"dtype": torch.float32})
     started = time.perf_counter()
-    with torch.no_grad():
-        triples = question_triples(
-            train, lambda texts: model.encode(texts, convert_to_numpy=True, normalize_embeddings=True, batch_size=32)
-        )
-    log(f"{sum(t.hard_negative is not None for t in triples)} hard negatives ({time.perf_counter() - started:.0f} s)")
-    last_loss = train_on_triples(model, triples, config, log)
+    losses: list[float] = []
+    for round_number in range(1, config.rounds + 1):
+        if round_number > 1:
+            model.half().float()  # what saving round k-1 in fp16 and loading it back would give
+        with torch.no_grad():
+            triples = question_triples(
+                train,
+                lambda texts: model.encode(texts, convert_to_numpy=True, normalize_embeddings=True, batch_size=32),
+            )
+        log(f"round {round_number}/{config.rounds}: {sum(t.hard_negative is not None for t in triples)} hard "
+            f"negatives ({time.perf_counter() - started:.0f} s)")
+        losses.append(train_on_triples(model, triples, config, log))
+    last_loss = losses[-1]
     model.half()
     seconds = round(time.perf_counter() - started, 1)
     provenance = {
@@ -310,6 +324,7 @@ def adapt_on_questions(
                  "articles": sorted({i.article for i in train}), "held_out_articles": sorted(held)},
         "config": config.__dict__,
         "final_loss": last_loss,
+        "round_losses": losses,
         "seconds": seconds,
         "torch": torch.__version__,
     }
@@ -335,15 +350,19 @@ def question_model_card(provenance: dict[str, Any]) -> str:
         f"- Never trained on (scored by the evals): {', '.join(data['held_out_articles'])}; nor on the project's "
         "gold set or its articles.",
         "- Each question's paragraph, with the article's title line in front as the index embeds it, is its "
-        "positive; the other paragraph of the same article that the base model ranks highest and that holds none "
-        "of the answers is its hard negative; every other passage of the batch is a negative too.",
+        "positive; the other paragraph of the same article that the model ranks highest and that holds none "
+        "of the answers is its hard negative (round 1: the base model; each later round: the model the round "
+        "before trained); every other passage of the batch is a negative too.",
         "",
         "## Training",
         f"- `rag adapt --squad {data['file']}` (`make embedder-qa`): multiple-negatives ranking loss, scale "
-        f"{cfg['scale']}, batch {cfg['batch_size']}, {cfg['epochs']} epoch(s), learning rate {cfg['learning_rate']} "
-        f"with {cfg['warmup_share']:.0%} warm-up then linear decay, seed {cfg['seed']}.",
+        f"{cfg['scale']}, batch {cfg['batch_size']}, {cfg.get('rounds', 1)} round(s) of hard-negative mining, "
+        f"{cfg['epochs']} epoch(s) each, learning rate {cfg['learning_rate']} with {cfg['warmup_share']:.0%} warm-up "
+        f"then linear decay (each round), seed {cfg['seed']}.",
         f"- {provenance['seconds'] / 60:.1f} min on this project's 2-core CPU machine (torch {provenance['torch']}); "
-        f"final loss {provenance['final_loss']:.4f}.",
+        f"final loss {provenance['final_loss']:.4f}"
+        + (f" (rounds: {', '.join(f'{x:.4f}' for x in provenance['round_losses'])})." if provenance.get("round_losses")
+           else "."),
         "",
         "## Files",
         "`sha256.json` lists every file's sha256 (this card excepted); `rag.embed.load_sentence_transformer` "

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --squad: a corpus folder the evals score; its articles are never trained on "
                    "(repeatable; default: the shared SQuAD corpus and seeds/)")
     p.add_argument("--max-questions", type=int, default=0, help="with --squad: at most this many (0: all)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="with --squad: rounds of hard-negative mining, each with the model the round before "
+                   "trained (default: rag.adapt.QuestionAdaptConfig's, the shipped model's)")
 
     p = sub.add_parser(
         "train-reader", help="train the reader (the cross-encoder that reranks) on SQuAD-format data, on the CPU"
@@ -203,7 +206,8 @@ def _cmd_adapt_on_questions(args: argparse.Namespace, settings: Settings) -> int
     hold_out = args.hold_out_corpus if args.hold_out_corpus is not None else [DEFAULT_SQUAD.parent / "corpus",
                                                                              Path("seeds")]
     try:
-        config = QuestionAdaptConfig(epochs=args.epochs or 1, max_questions=args.max_questions)
+        config = QuestionAdaptConfig(epochs=args.epochs or 1, max_questions=args.max_questions,
+                                     **({"rounds": args.rounds} if args.rounds is not None else {}))
     except ValueError as exc:
         raise RagError(str(exc)) from exc
     out = adapt_on_questions(args.squad, hold_out, args.out or QA_EMBEDDER_DIR, settings, config)

@@ -55,6 +55,31 @@ def test_question_adapt_config_rejects_bad_values() -> None:
         QuestionAdaptConfig(batch_size=1)
     with pytest.raises(ValueError):
         QuestionAdaptConfig(warmup_share=1.0)
+    with pytest.raises(ValueError):
+        QuestionAdaptConfig(rounds=0)
+
+
+@pytest.mark.slow
+def test_two_rounds_equal_a_second_round_from_the_saved_first(tmp_path: Path) -> None:
+    """``rounds=2`` in one run trains exactly what a second run from the saved first model
+    (``rag adapt --squad … --base FIRST``) trains: the shipped model's recipe is one command."""
+    from safetensors.numpy import load_file
+
+    squad = _squad_file(tmp_path)
+    packaged = Settings(embedding_model=packaged_embedding_model())
+    both = adapt_on_questions(squad, [], tmp_path / "both", packaged, QuestionAdaptConfig(batch_size=2, rounds=2),
+                              log=lambda _: None)
+    first = adapt_on_questions(squad, [], tmp_path / "first", packaged, QuestionAdaptConfig(batch_size=2),
+                               log=lambda _: None)
+    second = adapt_on_questions(squad, [], tmp_path / "second", Settings(embedding_model=str(first)),
+                                QuestionAdaptConfig(batch_size=2), log=lambda _: None)
+    a, b, c = (load_file(str(d / "model.safetensors")) for d in (both, second, first))
+    assert a.keys() == b.keys()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not all(np.array_equal(a[k], c[k]) for k in a)  # the second round did train
+    provenance = json.loads((both / "adaptation.json").read_text(encoding="utf-8"))
+    assert provenance["config"]["rounds"] == 2 and len(provenance["round_losses"]) == 2
+    assert "2 round(s) of hard-negative mining" in (both / "README.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
