@@ -190,8 +190,8 @@ class QuestionAdaptConfig:
 class QuestionTriple:
     question: str
     passage: str
-    #: The other paragraph of the same article the base model ranks highest that holds none of the
-    #: answers (None when the article has no such paragraph).
+    #: The other paragraph of the same article the mining model ranks highest that holds none of
+    #: the answers (None when the article has no such paragraph).
     hard_negative: str | None
 
 
@@ -202,8 +202,8 @@ def squad_title(title: str) -> str:
 
 def question_triples(items: Sequence[Any], encode: Callable[[list[str]], np.ndarray]) -> list[QuestionTriple]:
     """One triple per answerable question: its paragraph as the index embeds it (the title line, then
-    the text) and the base model's best wrong paragraph of the same article, ``encode`` embedding
-    texts as unit vectors."""
+    the text) and the best wrong paragraph of the same article by ``encode`` (the model of the round
+    before, or the base model), which embeds texts as unit vectors."""
     by_article: dict[str, list[str]] = {}
     for item in items:
         paras = by_article.setdefault(item.article, [])

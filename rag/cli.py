@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="model folder (default: models/embedder-adapted)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the data (default 2; with --squad 1)")
     p.add_argument("--base", default=None, help="model to start from (default: models/embedder-qa when present, "
-                   "else the packaged all-MiniLM-L6-v2; with --squad always the packaged one)")
+                   "else the packaged all-MiniLM-L6-v2; with --squad the packaged one)")
     p.add_argument("--squad", type=Path, default=None,
                    help="train on the answerable questions of this SQuAD-format JSON instead (supervised; "
                    f"the shipped models/embedder-qa: --squad {DEFAULT_SQUAD} --out models/embedder-qa)")
