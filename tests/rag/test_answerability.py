@@ -72,6 +72,16 @@ def test_extractive_abstains_on_another_events_detail(seeds_kb: KnowledgeBase) -
     assert not answered.abstained
 
 
+def test_extractive_answers_when_and_where_from_the_articles_opening(seeds_kb: KnowledgeBase) -> None:
+    """The trust issue's example: instant mode once quoted an unrelated sentence about the
+    International Labour Conference ("held a general discussion"); the article's first paragraph
+    gives the date and the place, and the candidate with both is the one answered."""
+    answer = seeds_kb.answer("When was the HomeNet workshop held and where?", mode="extractive")
+    assert not answer.abstained, answer.text
+    assert "2nd November 2022" in answer.text and "Phnom Penh" in answer.text, answer.text
+    assert [(c.doc_id, c.paragraph) for c in answer.citations][:1] == [("001_836a51dde4f8b979.txt", 1)]
+
+
 def test_llm_answer_failing_the_checks_abstains(seeds_kb: KnowledgeBase) -> None:
     question = "Which seven languages was the AROSP webinar interpreted into?"
     echo = "The AROSP webinar was interpreted into seven languages. [1]"
