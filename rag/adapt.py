@@ -313,7 +313,6 @@ def adapt_on_questions(
         log(f"round {round_number}/{config.rounds}: {sum(t.hard_negative is not None for t in triples)} hard "
             f"negatives ({time.perf_counter() - started:.0f} s)")
         losses.append(train_on_triples(model, triples, config, log))
-    last_loss = losses[-1]
     model.half()
     seconds = round(time.perf_counter() - started, 1)
     provenance = {
@@ -323,7 +322,7 @@ def adapt_on_questions(
         "data": {"file": str(squad), "sha256": sha256_file(squad), "questions": len(train),
                  "articles": sorted({i.article for i in train}), "held_out_articles": sorted(held)},
         "config": config.__dict__,
-        "final_loss": last_loss,
+        "final_loss": losses[-1],
         "round_losses": losses,
         "seconds": seconds,
         "torch": torch.__version__,
@@ -356,13 +355,11 @@ def question_model_card(provenance: dict[str, Any]) -> str:
         "",
         "## Training",
         f"- `rag adapt --squad {data['file']}` (`make embedder-qa`): multiple-negatives ranking loss, scale "
-        f"{cfg['scale']}, batch {cfg['batch_size']}, {cfg.get('rounds', 1)} round(s) of hard-negative mining, "
+        f"{cfg['scale']}, batch {cfg['batch_size']}, {cfg['rounds']} round(s) of hard-negative mining, "
         f"{cfg['epochs']} epoch(s) each, learning rate {cfg['learning_rate']} with {cfg['warmup_share']:.0%} warm-up "
         f"then linear decay (each round), seed {cfg['seed']}.",
         f"- {provenance['seconds'] / 60:.1f} min on this project's 2-core CPU machine (torch {provenance['torch']}); "
-        f"final loss {provenance['final_loss']:.4f}"
-        + (f" (rounds: {', '.join(f'{x:.4f}' for x in provenance['round_losses'])})." if provenance.get("round_losses")
-           else "."),
+        f"final loss {provenance['final_loss']:.4f} (rounds: {', '.join(f'{x:.4f}' for x in provenance['round_losses'])}).",
         "",
         "## Files",
         "`sha256.json` lists every file's sha256 (this card excepted); `rag.embed.load_sentence_transformer` "
