@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.domain import paragraph_label
 from rag.errors import RagError
 
 if TYPE_CHECKING:
@@ -327,12 +328,12 @@ def print_answer(answer: Answer) -> None:
         for c in answer.citations:
             date = f", {c.date}" if c.date else ""
             support = f" · support {c.support:.2f}" if c.support is not None else ""
-            print(f"[{c.n}] {c.title}{date} — paragraph {c.paragraph} ({c.doc_id}){support}")
+            print(f"[{c.n}] {c.title}{date} — {paragraph_label(c.paragraph)} ({c.doc_id}){support}")
             print(f"    “{c.quote}”")
     if answer.abstained and answer.closest is not None:
         c = answer.closest
         date = f", {c.date}" if c.date else ""
-        where = f"{c.title}{date} — paragraph {c.paragraph} ({c.doc_id})"
+        where = f"{c.title}{date} — {paragraph_label(c.paragraph)} ({c.doc_id})"
         print(f"\nClosest passage (may not answer your question): {where}")
         print(f"    “{c.quote}”")
 

@@ -12,6 +12,15 @@ from typing import Any, Literal
 
 ChunkKind = Literal["paragraph", "sentence", "window"]
 
+#: The number a citation of an article's dateline carries (``Article.dateline``): not content,
+#: so not one of the article's numbered paragraphs (those start at 1).
+DATELINE = 0
+
+
+def paragraph_label(number: int) -> str:
+    """How a citation's place in its article is shown: "paragraph 3", or "dateline"."""
+    return "dateline" if number == DATELINE else f"paragraph {number}"
+
 #: How an answer's text points at its citations: "[n]" after the claim, n = ``Citation.n``.
 CITATION_MARKER = re.compile(r"\[(\d{1,3})\]")
 
@@ -36,8 +45,18 @@ class Article:
     date: str | None  # ISO date, or None when the text supports none
     paragraphs: tuple[Paragraph, ...]
     sha256: str  # of the file's bytes
+    #: The line the publication date was read from ("News | 01 April 2022", or a front-matter
+    #: ``date:`` line), as paragraph number 0: an exact slice of the file, so an answer about when
+    #: the article was published can cite it. None when ``date`` was only inferred from the text
+    #: (the first date it mentions, often an event's) or there is none.
+    dateline: Paragraph | None = None
 
     def paragraph(self, number: int) -> Paragraph:
+        """Paragraph ``number`` (1-based), or the dateline for ``DATELINE`` (0) when there is one."""
+        if number == DATELINE and self.dateline is not None:
+            return self.dateline
+        if number < 1:
+            raise IndexError(f"{self.doc_id} has no paragraph {number}")
         return self.paragraphs[number - 1]
 
 

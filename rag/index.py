@@ -8,7 +8,7 @@ Layout of ``index_dir``::
         articles.jsonl   one parsed article per line (title, date, paragraphs with offsets)
         chunks.jsonl     one chunk per line; row i of the vectors is chunk i
         vectors.faiss    faiss.write_index output (never pickle)
-        meta-*.npy       the same metadata as columns (format 2): what serving reads, memory-mapped
+        meta-*.npy       the same metadata as columns (format 2; 3 adds each article's dateline): what serving reads, memory-mapped
         lex-*.npy, lex-vocab.json  the searcher's BM25 and term matrices (``rag.bm25.LexicalTables``)
     .lock                serializes builders
 
@@ -58,9 +58,10 @@ from rag.vectorstore import VectorIndex, choose_index_type
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
-#: Formats ``load`` reads: 1 (JSONL only, parsed onto the heap) and 2 (JSONL plus columns).
-READABLE_FORMATS = (1, 2)
+FORMAT_VERSION = 3
+#: Formats ``load`` reads: 1 (JSONL only, parsed onto the heap), 2 (JSONL plus columns) and 3
+#: (2 plus each article's dateline, which a format-2 index reads as unknown until the next build).
+READABLE_FORMATS = (1, 2, 3)
 _CURRENT = "CURRENT"
 _COLUMN_FILES = ("meta-strings.npy", "meta-articles.npy", "meta-paragraphs.npy", "meta-chunks.npy")
 _FILES = ("articles.jsonl", "chunks.jsonl", "vectors.faiss", *_COLUMN_FILES)
@@ -146,7 +147,9 @@ class LoadedIndex:
 # Columns of the integer tables (int64). Strings are (offset, length) pairs into the UTF-8 pool;
 # a length of -1 is None.
 _A_ID, _A_TITLE, _A_DATE, _A_SHA, _A_FIRST, _A_END = 0, 2, 4, 6, 8, 9
-_A_WIDTH = 10
+# Format 3: the dateline's start and end in the file (-1: none) and its text.
+_A_DATELINE_START, _A_DATELINE_END, _A_DATELINE_TEXT = 10, 11, 12
+_A_WIDTH = 14
 _P_DOC, _P_INDEX, _P_NUMBER, _P_START, _P_END, _P_TEXT = 0, 1, 2, 3, 4, 5
 _P_WIDTH = 7
 _C_PARAGRAPH, _C_KIND, _C_ID, _C_TEXT, _C_EMBED = 0, 1, 2, 4, 6
@@ -194,9 +197,11 @@ def write_columns(folder: Path, articles: Sequence[Article], chunks: Sequence[Ch
             texts.append(para.text)
             text_refs.append(ref)
             paragraph_rows.append((d, i, para.number, para.start, para.end, *ref))
+        line = article.dateline
         article_rows.append(
             (*pool.add(article.doc_id), *pool.add(article.title), *pool.add(article.date), *pool.add(article.sha256),
-             first, len(paragraph_rows))
+             first, len(paragraph_rows), *((line.start, line.end) if line else (-1, -1)),
+             *pool.add(line.text if line else None))
         )
     kinds = sorted({c.kind for c in chunks})
     code = {kind: i for i, kind in enumerate(kinds)}
@@ -220,19 +225,21 @@ def write_columns(folder: Path, articles: Sequence[Article], chunks: Sequence[Ch
     return kinds
 
 
-def _load_array(path: Path, mmap_mode: bool, width: int | None) -> np.ndarray:
+def _load_array(path: Path, mmap_mode: bool, width: int | tuple[int, ...] | None) -> np.ndarray:
     array = np.load(path, mmap_mode="r" if mmap_mode else None, allow_pickle=False)
-    if width is not None and (array.ndim != 2 or array.shape[1] != width or array.dtype != np.int64):
-        raise ValueError(f"{path.name} is not an int64 table of {width} columns")
+    widths = (width,) if isinstance(width, int) else width
+    if widths is not None and (array.ndim != 2 or array.shape[1] not in widths or array.dtype != np.int64):
+        raise ValueError(f"{path.name} is not an int64 table of {' or '.join(map(str, widths))} columns")
     return array
 
 
 class MetadataColumns:
-    """The metadata of a format-2 version as read-only arrays, memory-mapped when ``mmap`` is on
+    """The metadata of a format-2 or -3 version as read-only arrays, memory-mapped when ``mmap`` is on
     (``Settings.index_mmap``): nothing per article or chunk lives on the heap until asked for."""
 
     def __init__(self, folder: Path, kind_names: Sequence[str], *, mmap_mode: bool = True) -> None:
-        self.articles_table = _load_array(folder / "meta-articles.npy", mmap_mode, _A_WIDTH)
+        # A format-2 version's article table lacks the dateline columns (10, not 14).
+        self.articles_table = _load_array(folder / "meta-articles.npy", mmap_mode, (_A_DATELINE_START, _A_WIDTH))
         self.paragraphs = _load_array(folder / "meta-paragraphs.npy", mmap_mode, _P_WIDTH)
         self.chunks = _load_array(folder / "meta-chunks.npy", mmap_mode, _C_WIDTH)
         self.kind_names = tuple(kind_names)
@@ -294,8 +301,13 @@ class MetadataColumns:
                       text=self._str(p, _P_TEXT))
             for p in self.paragraphs[int(row[_A_FIRST]) : int(row[_A_END])]
         )
+        dateline = None
+        if len(row) > _A_DATELINE_TEXT and int(row[_A_DATELINE_START]) >= 0:  # format 2 has no column for it
+            dateline = Paragraph(doc_id=doc_id, number=0, start=int(row[_A_DATELINE_START]),
+                                 end=int(row[_A_DATELINE_END]), text=self._str(row, _A_DATELINE_TEXT))
         return Article(doc_id=doc_id, title=self._str(row, _A_TITLE), date=self._string(int(row[_A_DATE]),
-                       int(row[_A_DATE + 1])), paragraphs=paragraphs, sha256=self._str(row, _A_SHA))
+                       int(row[_A_DATE + 1])), paragraphs=paragraphs, sha256=self._str(row, _A_SHA),
+                       dateline=dateline)
 
     def chunk(self, i: int) -> Chunk:
         row = self.chunks[i]
@@ -802,6 +814,8 @@ def _article_to_json(article: Article) -> dict[str, Any]:
         "date": article.date,
         "sha256": article.sha256,
         "paragraphs": [[p.number, p.start, p.end, p.text] for p in article.paragraphs],
+        "dateline": None if article.dateline is None else [article.dateline.start, article.dateline.end,
+                                                            article.dateline.text],
     }
 
 
@@ -811,7 +825,11 @@ def _article_from_json(data: dict[str, Any]) -> Article:
         Paragraph(doc_id=doc_id, number=int(n), start=int(s), end=int(e), text=str(t))
         for n, s, e, t in data["paragraphs"]
     )
-    return Article(doc_id=doc_id, title=data["title"], date=data["date"], paragraphs=paragraphs, sha256=data["sha256"])
+    line = data.get("dateline")  # absent before format 3
+    dateline = None if not line else Paragraph(doc_id=doc_id, number=0, start=int(line[0]), end=int(line[1]),
+                                               text=str(line[2]))
+    return Article(doc_id=doc_id, title=data["title"], date=data["date"], paragraphs=paragraphs, sha256=data["sha256"],
+                   dateline=dateline)
 
 
 def _chunk_to_json(chunk: Chunk) -> dict[str, Any]:

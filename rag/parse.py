@@ -87,7 +87,7 @@ def parse_text(doc_id: str, text: str, sha256: str | None = None) -> Article:
     """Parse an article's text. Raises ``CorpusError`` when it holds no paragraph."""
     if sha256 is None:
         sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    meta_title, meta_date, body_start = _front_matter(text)
+    meta_title, meta_date, dateline, body_start = _front_matter(text)
     blocks = _blocks(text, body_start)
 
     title: str | None = meta_title
@@ -103,9 +103,9 @@ def parse_text(doc_id: str, text: str, sha256: str | None = None) -> Article:
             if rest is None:
                 continue
             block = rest
-        for piece, found_date in _split_datelines(text, block):
-            if found_date and date_iso is None:
-                date_iso = found_date
+        for piece, found in _split_datelines(text, block):
+            if found is not None and date_iso is None:
+                date_iso, dateline = found
             if piece is not None:
                 paragraphs.append(piece)
 
@@ -118,9 +118,14 @@ def parse_text(doc_id: str, text: str, sha256: str | None = None) -> Article:
     )
     if title is None:
         title = _derive_title(numbered[0].text)
+    published = (
+        None if dateline is None
+        else Paragraph(doc_id=doc_id, number=0, text=text[dateline.start : dateline.end],
+                       start=dateline.start, end=dateline.end)
+    )
     if date_iso is None:
         date_iso = find_first_date(text)
-    return Article(doc_id=doc_id, title=title, date=date_iso, paragraphs=numbered, sha256=sha256)
+    return Article(doc_id=doc_id, title=title, date=date_iso, paragraphs=numbered, sha256=sha256, dateline=published)
 
 
 def parse_date(value: str) -> str | None:
@@ -154,21 +159,25 @@ def _to_iso(match: re.Match[str]) -> str | None:
         return None
 
 
-def _front_matter(text: str) -> tuple[str | None, str | None, int]:
-    """Title and date from Markdown front matter (``---`` YAML-ish block), if any."""
+def _front_matter(text: str) -> tuple[str | None, str | None, _Block | None, int]:
+    """Title, date and the date's line from Markdown front matter (``---`` YAML-ish block), if any."""
     offset = 1 if text.startswith("\ufeff") else 0
     match = _FRONT_MATTER.match(text, offset)
     if not match:
-        return None, None, offset
+        return None, None, None, offset
     title = date_iso = None
-    for line in match.group("body").splitlines():
+    date_line: _Block | None = None
+    pos = match.start("body")
+    for line in match.group("body").splitlines(keepends=True):
+        line_start, pos = pos, pos + len(line)
         key, _, value = line.partition(":")
         value = value.strip().strip("\"'")
         if key.strip().lower() == "title" and value:
             title = value
-        elif key.strip().lower() in ("date", "published") and value:
+        elif key.strip().lower() in ("date", "published") and value and date_iso is None:
             date_iso = parse_date(value)
-    return title, date_iso, match.end()
+            date_line = _trim(text, line_start, pos) if date_iso else None
+    return title, date_iso, date_line, match.end()
 
 
 def _blocks(text: str, start: int) -> list[_Block]:
@@ -236,9 +245,10 @@ def _after_first_line(text: str, block: _Block) -> _Block | None:
     return rest if rest.end > rest.start else None
 
 
-def _split_datelines(text: str, block: _Block) -> list[tuple[_Block | None, str | None]]:
-    """Split a block around dateline lines ("News | 01 April 2022"), which are not content."""
-    out: list[tuple[_Block | None, str | None]] = []
+def _split_datelines(text: str, block: _Block) -> list[tuple[_Block | None, tuple[str, _Block] | None]]:
+    """Split a block around dateline lines ("News | 01 April 2022"), which are not content: each
+    piece of content, or a dateline's ISO date with the line's span."""
+    out: list[tuple[_Block | None, tuple[str, _Block] | None]] = []
     piece_start = block.start
     pos = block.start
     for line in text[block.start : block.end].splitlines(keepends=True):
@@ -248,7 +258,7 @@ def _split_datelines(text: str, block: _Block) -> list[tuple[_Block | None, str 
             continue
         if line_start > piece_start:
             out.append((_trim(text, piece_start, line_start), None))
-        out.append((None, iso))
+        out.append((None, (iso, _trim(text, line_start, pos))))
         piece_start = min(pos, block.end)
     if piece_start < block.end:
         out.append((_trim(text, piece_start, block.end), None))

@@ -68,6 +68,21 @@ STRICT_ASKS: dict[str, re.Pattern[str]] = {
     "person": re.compile(r"^\W*(?:and\s+|so\s+)?who(?:m)?\b", re.I),
 }
 
+#: A question about when the article itself came out ("When was the ILO's article on the workshop
+#: published?", "When did the ILO publish its news item about ...?"): the answer is the article's
+#: dateline, which is not content (``rag.parse``), so no paragraph's sentence can give it. A
+#: "report" or a "resolution" is left out: those are published inside the news, not the news itself.
+_ARTICLE_NOUN = r"(?:article|news(?:\s+(?:item|story|piece|release|post))?|story|press\s+release|blog\s+post|post)"
+_PUBLICATION = re.compile(
+    rf"^\W*(?:and\s+|so\s+)?(?:when\b|(?:on\s+|in\s+)?(?:what|which)\s+(?:date|day)\b)"
+    rf"(?=.*\b{_ARTICLE_NOUN}\b)(?=.*\b(?:publish(?:ed|es)?|posted|put\s+out|released?|dated|come\s+out|came\s+out)\b)"
+    rf"|\b(?:what|which)\s+(?:is|was)\s+the\s+(?:publication\s+)?date\s+of\s+(?:the|this|that|its|their)\s+"
+    rf"(?:[\w’'-]+\s+){{0,3}}?{_ARTICLE_NOUN}\b",
+    re.I,
+)
+#: "... according to the article?": the article is where the answer is, not what is asked about.
+_ARTICLE_AS_SOURCE = re.compile(rf"\b(?:according\s+to|in|from|by|says?)\s+(?:the|this|that|its)\s+{_ARTICLE_NOUN}\b", re.I)
+
 _HOW_MANY = re.compile(r"\bhow many\s+([\w-]+)(?:\s+([\w-]+))?", re.I)
 _NAME_PHRASE = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][\w’'-]*(?:\s+(?:of\s+|for\s+|and\s+)?[A-Z][\w’'-]*)+")
 
@@ -93,6 +108,8 @@ class Question:
     numbers: frozenset[str]
     #: For "how many N ...": the stems of the (up to two) words after "how many".
     counted: frozenset[str]
+    #: It asks when the article itself was published (answered from its dateline).
+    asks_publication: bool = False
 
 
 @lru_cache(maxsize=4096)
@@ -110,6 +127,7 @@ def analyze_question(text: str) -> Question:
         phrases=frozenset(normalize(re.sub(r"[’']s\b", "", m.group())) for m in _NAME_PHRASE.finditer(text)),
         numbers=frozenset(numbers_in(text)),
         counted=frozenset(stem(w.lower()) for w in how_many.groups() if w) if how_many else frozenset(),
+        asks_publication=_PUBLICATION.search(text) is not None and not _ARTICLE_AS_SOURCE.search(text),
     )
 
 

@@ -457,7 +457,10 @@ def base_cross_encoder(base_model: str, layers: int, max_length: int, seed: int)
     from sentence_transformers import CrossEncoder
 
     torch.manual_seed(seed)
-    model = CrossEncoder(base_model, num_labels=1, max_length=max_length, device="cpu")
+    # fp32 whatever the base is stored in: models/embedder-qa is saved in fp16, and training in
+    # fp16 on a CPU is slow and loses the small updates.
+    model = CrossEncoder(base_model, num_labels=1, max_length=max_length, device="cpu",
+                         local_files_only=True, model_kwargs={"dtype": torch.float32})
     encoder = model.model.base_model.encoder
     encoder.layer = encoder.layer[:layers]
     model.model.config.num_hidden_layers = layers

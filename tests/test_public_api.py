@@ -40,6 +40,12 @@ for order in itertools.permutations(CALLS):
         result = CALLS[name]()
         assert result == seen.setdefault(name, result), (name, result, seen[name])
         assert callable(getattr(rag, name)), f"rag.{name} is a {type(getattr(rag, name)).__name__} after use"
+# When the article itself came out: its dateline, cited as paragraph 0, through the same API.
+published = rag.answer("When did the ILO publish its article about the 2021 workshop?", mode="extractive").to_dict()
+assert "31 March 2021" in published["text"], published["text"]
+assert [(c["doc_id"], c["paragraph"], c["quote"]) for c in published["citations"]] == [
+    ("003_21bb20fa281d6cc8.txt", 0, "News | 31 March 2021")
+], published["citations"]
 changed = sorted(name for name in rag.__all__ if getattr(rag, name) is not before[name])
 print(json.dumps({"results": seen, "changed": changed}))
 """

@@ -13,7 +13,7 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 
-from rag.domain import CITATION_MARKER, Answer, Article, Citation, Hit
+from rag.domain import CITATION_MARKER, DATELINE, Answer, Article, Citation, Hit, paragraph_label
 from rag.prompts import UNSUPPORTED_MARK
 from rag.settings import ANSWER_MODES
 
@@ -112,10 +112,18 @@ def render_article(article: Article, cited: int, quote: str | None, anchor: str)
             )
         else:
             rows.append(f'<p><span class="rag-pnum">¶{p.number}</span>{esc(display_text(p.text))}</p>')
+    where = f"¶{cited}"
+    if article.dateline is not None:  # shown under the title, as in the article; marked when cited
+        line = article.dateline
+        if cited == DATELINE:
+            where = "the dateline"
+            rows.insert(0, f'<p class="rag-cited rag-dateline" id="{anchor}-p{DATELINE}">{highlight(line.text, quote)}</p>')
+        else:
+            rows.insert(0, f'<p class="rag-dateline">{esc(display_text(line.text))}</p>')
     return (
         '<details class="rag-article">'
-        f"<summary>Read the whole article ({len(article.paragraphs)} paragraphs, ¶{cited} highlighted)</summary>"
-        f'<div class="rag-article-body"><a class="rag-jump" href="#{anchor}-p{cited}">Go to ¶{cited}</a>'
+        f"<summary>Read the whole article ({len(article.paragraphs)} paragraphs, {where} highlighted)</summary>"
+        f'<div class="rag-article-body"><a class="rag-jump" href="#{anchor}-p{cited}">Go to {where}</a>'
         f"<h4>{esc(article.title)}</h4>{''.join(rows)}</div></details>"
     )
 
@@ -135,8 +143,9 @@ def render_card(
     """
     quote = source.quote if isinstance(source, Citation) else None
     date = format_date(source.date)
-    of = f" of {len(article.paragraphs)}" if article is not None and article.paragraphs else ""
-    meta = [f"paragraph {esc(source.paragraph)}{of}", f'<span class="rag-doc">{esc(source.doc_id)}</span>']
+    numbered = article is not None and article.paragraphs and source.paragraph != DATELINE
+    of = f" of {len(article.paragraphs)}" if numbered else ""
+    meta = [f"{esc(paragraph_label(source.paragraph))}{of}", f'<span class="rag-doc">{esc(source.doc_id)}</span>']
     if extra_meta:
         meta.append(esc(extra_meta))
     date_html = f'<span class="rag-date">{esc(date)}</span>' if date else ""
@@ -217,7 +226,7 @@ def render_confidence(answer: Answer) -> str:
 def render_closest(c: Citation, anchor: str, article: Article | None = None, confidence: float | None = None) -> str:
     """An abstention's closest passage: muted, dashed, no citation number, labelled as what it is."""
     date = format_date(c.date)
-    meta = [f"paragraph {esc(c.paragraph)}", f'<span class="rag-doc">{esc(c.doc_id)}</span>']
+    meta = [esc(paragraph_label(c.paragraph)), f'<span class="rag-doc">{esc(c.doc_id)}</span>']
     if confidence is not None:
         meta.append(esc(f"estimated {percent(confidence)} chance it answers the question"))
     date_html = f'<span class="rag-date">{esc(date)}</span>' if date else ""
@@ -237,7 +246,7 @@ def render_closest(c: Citation, anchor: str, article: Article | None = None, con
 
 def _source_line(c: Citation) -> str:
     date = format_date(c.date)
-    return f"{c.title}" + (f" ({date})" if date else "") + f", paragraph {c.paragraph} — {c.doc_id}"
+    return f"{c.title}" + (f" ({date})" if date else "") + f", {paragraph_label(c.paragraph)} — {c.doc_id}"
 
 
 def answer_plain_text(question: str, answer: Answer) -> str:
@@ -276,7 +285,7 @@ def answer_markdown(question: str, answer: Answer) -> str:
             date = format_date(c.date)
             head = f"{c.n}. *{md_escape(c.title)}*" + (f" ({date})" if date else "")
             support = f" — support {percent(c.support)}" if c.support is not None else ""
-            lines.append(f"{head}, paragraph {c.paragraph} (`{c.doc_id.replace('`', '')}`){support}")
+            lines.append(f"{head}, {paragraph_label(c.paragraph)} (`{c.doc_id.replace('`', '')}`){support}")
             lines.append(f"   > {md_escape(_one_line(c.quote))}")
     if answer.abstained and answer.closest is not None:
         c = answer.closest
@@ -284,7 +293,7 @@ def answer_markdown(question: str, answer: Answer) -> str:
         where = f"*{md_escape(c.title)}*" + (f" ({date})" if date else "")
         lines += [
             "",
-            f"**{md_escape(CLOSEST_LABEL)}:** {where}, paragraph {c.paragraph} (`{c.doc_id.replace('`', '')}`)",
+            f"**{md_escape(CLOSEST_LABEL)}:** {where}, {paragraph_label(c.paragraph)} (`{c.doc_id.replace('`', '')}`)",
             "",
             f"> {md_escape(_one_line(c.quote))}",
         ]

@@ -328,3 +328,45 @@ def test_an_llm_trial_gives_the_candidate_and_every_judgment_without_a_threshold
         "What is the boiling point of tungsten?"
     )
     assert gated.gated and gated.candidate is None
+
+
+# --- when the article itself was published: its dateline --------------------------------
+
+PUBLISHED = [
+    ("When did the ILO publish its news item about the AROSP webinar?", "000_57b7b5ccac7b4b3f.txt", "1 April 2022"),
+    ("When was the ILO's article on the HomeNet Southeast Asia workshop published?", "001_836a51dde4f8b979.txt",
+     "11 November 2022"),
+]
+
+
+@pytest.mark.parametrize("mode", ["extractive", "llm"])
+def test_publication_date_is_answered_from_the_dateline(seeds_kb: KnowledgeBase, mode: str) -> None:
+    # The model is never asked (an empty fake raises if it is): the dateline is the answer.
+    answerer = answerer_for(seeds_kb, chat_model=_fake())
+    for question, doc_id, day in PUBLISHED:
+        answer = answerer.answer(question, mode=mode)
+        assert not answer.abstained, answer.text
+        assert day in answer.text and answer.text.endswith("[1].")
+        (citation,) = answer.citations
+        assert (citation.doc_id, citation.paragraph) == (doc_id, 0)
+        article = seeds_kb.searcher.article(doc_id)
+        assert article is not None and article.dateline is not None
+        assert citation.quote == citation.text == article.dateline.text
+        _assert_citations_valid(seeds_kb, answer)
+        assert answer.confidence is not None and answer.confidence >= seeds_kb.settings.answer_threshold
+        assert answer.to_dict()["citations"][0]["paragraph"] == 0
+
+
+def test_publication_date_is_never_an_event_date(seeds_kb: KnowledgeBase) -> None:
+    # The 2024 workshop's article has no dateline (its date is the event's): the articles don't
+    # say when it was published. Neither does any article on an event the corpus lacks.
+    for question in [
+        "When was the article on the June 2024 regional workshop on SSE and the SDGs published?",
+        "When was the news item about the Kenyan dairy cooperative summit published?",
+    ]:
+        answer = seeds_kb.answer(question, mode="extractive")
+        assert answer.abstained and answer.text == ABSTAIN_TEXT, answer.text
+    # An event's date is still answered as before.
+    held = seeds_kb.answer("When was the HomeNet workshop held?", mode="extractive")
+    assert not held.abstained and "2nd November 2022" in held.text
+    assert all(c.paragraph >= 1 for c in held.citations)

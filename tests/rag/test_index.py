@@ -20,7 +20,8 @@ from rag.chunk import ParagraphChunker
 from rag.corpus import scan_corpus
 from rag.embed import SentenceTransformerEmbeddings, model_fingerprint
 from rag.errors import CorpusError, IndexCorruptError
-from rag.index import IndexStore
+from rag.files import sha256_file
+from rag.index import FORMAT_VERSION, IndexStore
 from rag.parse import parse_file
 from rag.searcher import HybridSearcher
 from rag.settings import Settings
@@ -161,7 +162,7 @@ def test_manifest_contents(built: tuple[Path, Path], embedder: SentenceTransform
     manifest = store.read_manifest()
     assert manifest is not None
     settings = Settings()
-    assert manifest["format"] == 2
+    assert manifest["format"] == FORMAT_VERSION
     assert manifest["columns"]["kinds"] == sorted({c.kind for c in store.load().chunks})
     assert manifest["embedding"] == {
         "model": settings.embedding_model,
@@ -670,10 +671,46 @@ def test_format_1_index_loads_and_the_next_build_rewrites_it(
     assert not report.up_to_date and report.embedded_chunks == 0  # metadata rewritten, vectors reused
     assert recorder.texts == []
     new = store.load()
-    assert new.manifest["format"] == 2 and new.columns is not None
+    assert new.manifest["format"] == FORMAT_VERSION and new.columns is not None
     assert new.chunks == before.chunks
     np.testing.assert_array_equal(new.vectors.vectors(), before.vectors.vectors())
     assert not store.is_stale(corpus)
+
+
+def test_datelines_survive_the_index(built: tuple[Path, Path], embedder: SentenceTransformerEmbeddings) -> None:
+    corpus, index_dir = built
+    loaded = make_store(index_dir, embedder).load()
+    for doc_id, article in loaded.articles.items():
+        parsed = parse_file(corpus / doc_id)
+        assert article == parsed  # dateline included
+    assert loaded.articles["apples.txt"].dateline is not None
+    assert loaded.articles["apples.txt"].dateline.text == "News | 12 March 2023"
+
+
+def test_format_2_index_loads_without_datelines_and_the_next_build_adds_them(
+    built: tuple[Path, Path], embedder: SentenceTransformerEmbeddings
+) -> None:
+    corpus, index_dir = built
+    recorder = RecordingEmbedder(embedder)
+    store = make_store(index_dir, recorder)
+    version = store.load().version_dir
+    apples = parse_file(corpus / "apples.txt")
+    # What a format-2 build wrote: the article table without the dateline columns.
+    table = np.load(version / "meta-articles.npy")
+    np.save(version / "meta-articles.npy", np.ascontiguousarray(table[:, :10]), allow_pickle=False)
+    manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+    manifest["format"] = 2
+    manifest["checksums"]["meta-articles.npy"] = sha256_file(version / "meta-articles.npy")
+    (version / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    old = store.load()
+    assert old.articles["apples.txt"].dateline is None
+    assert old.articles["apples.txt"].paragraphs == apples.paragraphs and apples.dateline is not None
+    assert store.is_stale(corpus)
+    report = store.build(corpus)
+    assert report.embedded_chunks == 0 and recorder.texts == []  # metadata rewritten, vectors reused
+    new = store.load()
+    assert new.manifest["format"] == FORMAT_VERSION
+    assert new.articles["apples.txt"] == apples
 
 
 @pytest.mark.parametrize("name", ["meta-strings.npy", "meta-paragraphs.npy", "meta-chunks.npy"])

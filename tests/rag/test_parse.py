@@ -88,6 +88,32 @@ def test_dateline_is_the_article_date() -> None:
     assert article.paragraphs[1].text.startswith("The Asian Roundtable for Social Protection (AROSP)")
 
 
+def test_dateline_is_kept_as_an_exact_slice_numbered_zero() -> None:
+    article = parse_file(SEEDS[0])
+    source = SEEDS[0].read_text(encoding="utf-8")
+    line = article.dateline
+    assert line is not None and line.number == 0 and line.text == "News | 01 April 2022"
+    assert source[line.start : line.end] == line.text
+    assert all(p.number >= 1 for p in article.paragraphs)  # not one of the numbered paragraphs
+    assert article.paragraph(0) == line and article.paragraph(1) == article.paragraphs[0]
+
+
+def test_inferred_date_has_no_dateline() -> None:
+    # The 2024 workshop's article has no dateline: its date is the event's, read from the text,
+    # and nothing may present it as the publication date.
+    article = parse_file(SEEDS[2])
+    assert article.date == "2024-06-18" and article.dateline is None
+    assert parse_text("w.txt", "A title\n\nThe fair opened on 3 May 2021 in Lyon.").dateline is None
+    with pytest.raises(IndexError):
+        article.paragraph(0)  # never the last paragraph by a negative index
+
+
+def test_front_matter_date_line_is_the_dateline() -> None:
+    text = '---\ntitle: T\ndate: May 4, 2023\n---\nBody one.\n'
+    line = parse_text("fm.md", text).dateline
+    assert line is not None and line.text == "date: May 4, 2023" and text[line.start : line.end] == line.text
+
+
 def test_undated_untitled_seed_derives_both_from_text() -> None:
     article = parse_file(SEEDS[2])
     # Page debris at the top ("You are here", "Picture Credits: ILO Coop", NBSP lines) is gone.

@@ -56,3 +56,23 @@ def test_holds_answer_type() -> None:
     assert holds_answer_type("It was held on 2 November 2022 in Phnom Penh.", ("date", "number")) == 1.0
     assert holds_answer_type("Nobody said anything.", ("date", "person")) == 0.0
     assert holds_answer_type("Anything", ()) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [
+        ("When did the ILO publish its news item about the AROSP webinar?", True),
+        ("When was the ILO's article on the HomeNet Southeast Asia workshop published?", True),
+        ("What is the date of the news article about the webinar?", True),
+        ("On what date was the press release about the summit posted?", True),
+        ("When was the article published?", True),
+        # A report or a resolution is published inside the news; the article as a source is not asked about.
+        ("When was the report on SSE published?", False),
+        ("When was the ILO report released, according to the article?", False),
+        ("When did the UN General Assembly adopt its resolution on SSE?", False),
+        ("When was the workshop held?", False),
+        ("Who published the article?", False),
+    ],
+)
+def test_asks_publication(question: str, asks: bool) -> None:
+    assert analyze_question(question).asks_publication is asks

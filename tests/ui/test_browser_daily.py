@@ -193,7 +193,8 @@ def test_no_banner_flash_reload_keeps_conversation_and_controls_examples_ask_and
     page.wait_for_function("() => (window.__ragCopied || '').includes('**Sources**')")
     copied = page.evaluate("window.__ragCopied")
     assert "1. *" in copied and "paragraph" in copied and "> " in copied
-    assert "Copied" in turn.locator(".rag-copied").inner_text()
+    # The status is written once the clipboard call returns (after an await): wait for it.
+    sync_api.expect(turn.locator(".rag-copied")).to_contain_text("Copied", timeout=5000)
 
     page.reload(wait_until="domcontentloaded")
     page.wait_for_selector("#rag-conversation .rag-turn[data-turn='0'] .rag-card")

@@ -169,3 +169,18 @@ def test_mode_choices_offer_the_librarys_modes_in_order():
     assert "unavailable" in labels["llm"] and "no LLM" in labels["auto"]
     labels = dict((mode, label) for label, mode in render.mode_choices(None))
     assert "checking" in labels["llm"]
+
+
+def test_a_dateline_citation_reads_as_the_dateline():
+    line = Paragraph("evil.txt", 0, "News | 03 March 2023", 0, 20)
+    dated = Article(ARTICLE.doc_id, ARTICLE.title, ARTICLE.date, ARTICLE.paragraphs, ARTICLE.sha256, dateline=line)
+    hit = Hit("evil.txt", dated.title, dated.date, 0, line.text, line.start, line.end, 0.5)
+    citation = Citation.from_hit(hit, 1, line.text)
+    out = render.render_answer(answer("“Title” was published on 3 March 2023 [1].", (citation,)), 4, {"evil.txt": dated})
+    assert "dateline · " in out and "paragraph 0" not in out
+    assert 'class="rag-cited rag-dateline" id="src-4-1-p0"' in out and "(3 paragraphs, the dateline highlighted)" in out
+    assert "<mark>News | 03 March 2023</mark>" in out
+    assert ", dateline (`evil.txt`)" in render.answer_markdown("q", answer("x [1].", (citation,)))
+    # A paragraph's card still shows the dateline under the title, unmarked.
+    plain = render.render_answer(answer("Claim [1]."), 5, {"evil.txt": dated})
+    assert '<p class="rag-dateline">News | 03 March 2023</p>' in plain and "¶2 highlighted" in plain
