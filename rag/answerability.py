@@ -35,7 +35,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date as Date
 
 from rag.domain import CITATION_MARKER
 from rag.lexicon import (
@@ -48,6 +47,7 @@ from rag.lexicon import (
     normalize,
     numbers_in,
     proper_names,
+    spell_date,
     stem,
     tokenize,
     without_dates,
@@ -196,11 +196,4 @@ def check_answer(
 
 def article_evidence(title: str, date: str | None, paragraphs: Sequence[str]) -> str:
     """An article as evidence for the names check: its date also spelled out ("1 April 2022")."""
-    spelled = ""
-    if date:
-        try:
-            d = Date.fromisoformat(date)
-            spelled = f"{d.day} {d:%B} {d.year}"
-        except ValueError:
-            pass
-    return "\n".join([title, date or "", spelled, *paragraphs])
+    return "\n".join([title, date or "", spell_date(date) or "", *paragraphs])

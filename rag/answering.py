@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date as _date
 from typing import Any, Protocol
 
 import numpy as np
@@ -43,7 +42,7 @@ from rag.domain import DATELINE, Answer, Article, Citation, Hit
 from rag.errors import ModelNotInstalledError, QueryError
 from rag.evidence import SentenceRef, split_sentences
 from rag.followup import rewrite_followup
-from rag.lexicon import DEPENDENT_SENTENCE_OPENERS, tokenize, without_dates
+from rag.lexicon import DEPENDENT_SENTENCE_OPENERS, spell_date, tokenize, without_dates
 from rag.llm import install_command, llm_available, make_chat_model, supports_logprobs, yes_log_odds
 from rag.prompts import (
     ABSTAIN_TEXT,
@@ -317,13 +316,13 @@ class Answerer:
             return self._abstain(prepared, prepared.mode, best)
         doc_id = best.answer.citations[0].doc_id
         article = prepared.searcher.article(doc_id)
-        if article is None or article.dateline is None or article.date is None:
+        published_on = spell_date(article.date) if article is not None else None
+        if article is None or article.dateline is None or published_on is None:
             return self._abstain(prepared, prepared.mode, best)
         line = article.dateline
         hit = Hit(doc_id=doc_id, title=article.title, date=article.date, paragraph=DATELINE, text=line.text,
                   start=line.start, end=line.end, score=best.answer.citations[0].score)
-        day = _date.fromisoformat(article.date)
-        text = f"“{_one_line(article.title)}” was published on {day.day} {day:%B %Y} [1]."
+        text = f"“{_one_line(article.title)}” was published on {published_on} [1]."
         answer = self._answer(prepared, "extractive", text, [Citation.from_hit(hit, n=1, quote=line.text)])
         features = replace(best.features, checks=float(self._check(prepared, answer).ok))
         candidate = Candidate(answer, features, self._confidence_of(features))

@@ -48,7 +48,7 @@ import numpy as np
 from rag.bm25 import LexicalTables, lexical_fingerprint
 from rag.chunk import ParagraphChunker
 from rag.corpus import Corpus, CorpusFile, parse_corpus, scan_corpus
-from rag.domain import Article, Chunk, Paragraph
+from rag.domain import DATELINE, Article, Chunk, Paragraph
 from rag.embed import make_embedder
 from rag.embed_base import VectorEmbeddings
 from rag.errors import IndexCorruptError
@@ -303,7 +303,7 @@ class MetadataColumns:
         )
         dateline = None
         if len(row) > _A_DATELINE_TEXT and int(row[_A_DATELINE_START]) >= 0:  # format 2 has no column for it
-            dateline = Paragraph(doc_id=doc_id, number=0, start=int(row[_A_DATELINE_START]),
+            dateline = Paragraph(doc_id=doc_id, number=DATELINE, start=int(row[_A_DATELINE_START]),
                                  end=int(row[_A_DATELINE_END]), text=self._str(row, _A_DATELINE_TEXT))
         return Article(doc_id=doc_id, title=self._str(row, _A_TITLE), date=self._string(int(row[_A_DATE]),
                        int(row[_A_DATE + 1])), paragraphs=paragraphs, sha256=self._str(row, _A_SHA),
@@ -826,7 +826,7 @@ def _article_from_json(data: dict[str, Any]) -> Article:
         for n, s, e, t in data["paragraphs"]
     )
     line = data.get("dateline")  # absent before format 3
-    dateline = None if not line else Paragraph(doc_id=doc_id, number=0, start=int(line[0]), end=int(line[1]),
+    dateline = None if not line else Paragraph(doc_id=doc_id, number=DATELINE, start=int(line[0]), end=int(line[1]),
                                                text=str(line[2]))
     return Article(doc_id=doc_id, title=data["title"], date=data["date"], paragraphs=paragraphs, sha256=data["sha256"],
                    dateline=dateline)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date as _date
 from functools import lru_cache
 
 import Stemmer
@@ -195,3 +196,14 @@ def proper_names(text: str) -> set[str]:
         if word.lower() not in COMMON_CAPITALISED:
             names.add(normalize(word))
     return names
+
+
+def spell_date(iso: str | None) -> str | None:
+    """An ISO date as people write it ("2022-04-01" → "1 April 2022"); None for anything else."""
+    if not iso:
+        return None
+    try:
+        day = _date.fromisoformat(iso)
+    except ValueError:
+        return None
+    return f"{day.day} {day:%B} {day.year}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from rag.domain import Article, Paragraph
+from rag.domain import DATELINE, Article, Paragraph
 from rag.errors import CorpusError
 from rag.lexicon import MONTH_NUMBERS
 from rag.sentences import is_list_item, sentences
@@ -120,7 +120,7 @@ def parse_text(doc_id: str, text: str, sha256: str | None = None) -> Article:
         title = _derive_title(numbered[0].text)
     published = (
         None if dateline is None
-        else Paragraph(doc_id=doc_id, number=0, text=text[dateline.start : dateline.end],
+        else Paragraph(doc_id=doc_id, number=DATELINE, text=text[dateline.start : dateline.end],
                        start=dateline.start, end=dateline.end)
     )
     if date_iso is None:

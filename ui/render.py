@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from rag.domain import CITATION_MARKER, DATELINE, Answer, Article, Citation, Hit, paragraph_label
+from rag.lexicon import spell_date
 from rag.prompts import UNSUPPORTED_MARK
 from rag.settings import ANSWER_MODES
 
@@ -50,12 +51,7 @@ def esc(text: object) -> str:
 
 def format_date(date: str | None) -> str:
     """An ISO date as people write it ("2 January 2024"); anything else as it is."""
-    if not date:
-        return ""
-    try:
-        return _dt.date.fromisoformat(date).strftime("%-d %B %Y")
-    except ValueError:
-        return date
+    return spell_date(date) or date or ""
 
 
 #: Lines that hold only spaces (a no-break space between an intro and its bullet list, say).
