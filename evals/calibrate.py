@@ -187,7 +187,7 @@ class Decisions:
 
 #: The features the shipped model uses: dropping "reader" (the weakest quote) or "sentence" left the
 #: cross-validated reliability and AURC unchanged or better on both suites (the ablation).
-DEFAULT_FEATURES = ("reader_best", "retrieval", "checks", "hit_margin")
+DEFAULT_FEATURES = ("reader_best", "retrieval", "checks", "hit_margin", "answer_type")
 
 
 def decide(questions: Sequence[QuestionCandidates], probs: Sequence[np.ndarray], veto: bool = True) -> Decisions:

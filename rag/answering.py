@@ -38,7 +38,8 @@ from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrou
 
 from rag.answerability import Answerability, article_evidence, check_answer
 from rag.confidence import AnswerFeatures, ConfidenceModel, sigmoid
-from rag.domain import DATELINE, Answer, Article, Citation, Hit
+from rag.domain import CITATION_MARKER, DATELINE, Answer, Article, Citation, Hit
+from rag.entities import AnswerTypeModel, EntityTagger
 from rag.errors import ModelNotInstalledError, QueryError
 from rag.evidence import SentenceRef, split_sentences
 from rag.followup import rewrite_followup
@@ -165,6 +166,8 @@ class Answerer:
     ``chat_model``: any LangChain chat model; by default the configured one (``rag.llm``),
     created on first use. ``reader``: the cross-encoder that scores each quote against the
     question (``rag.reader``); without one, the confidence rests on the other features.
+    ``answer_types``: what kind of entity answers which question (``rag.entities``), read with
+    ``tagger``'s NER; without it the ``answer_type`` feature is 1 (no opinion).
     """
 
     def __init__(
@@ -174,9 +177,13 @@ class Answerer:
         settings: Settings,
         chat_model: BaseChatModel | None = None,
         reader: Reader | None = None,
+        answer_types: AnswerTypeModel | None = None,
+        tagger: EntityTagger | None = None,
     ) -> None:
         self._searcher = searcher
         self.reader = reader
+        self.answer_types = answer_types
+        self.tagger = tagger or (EntityTagger() if answer_types is not None else None)
         self.confidence_model = ConfidenceModel(settings.confidence_weights, settings.confidence_bias)
         # The LLM answer's confidence: the same model plus the model's own judgment.
         self.llm_confidence_model = ConfidenceModel(
@@ -324,7 +331,8 @@ class Answerer:
                   start=line.start, end=line.end, score=best.answer.citations[0].score)
         text = f"“{_one_line(article.title)}” was published on {published_on} [1]."
         answer = self._answer(prepared, "extractive", text, [Citation.from_hit(hit, n=1, quote=line.text)])
-        features = replace(best.features, checks=float(self._check(prepared, answer).ok))
+        features = replace(best.features, checks=float(self._check(prepared, answer).ok),
+                           answer_type=self._answer_type_matches(prepared, [[answer.text]])[0])
         candidate = Candidate(answer, features, self._confidence_of(features))
         prepared.timings["answer"] = time.perf_counter() - t0
         if not self.answers(candidate):
@@ -374,7 +382,7 @@ class Answerer:
         spans = list(dict.fromkeys(span[i] for best in contenders for i in (best, seconds[best]) if i is not None))
         logits = dict(zip(spans, self._reader_logits(prepared, spans), strict=True))
         margin = _hit_margin(prepared.hits)
-        candidates: list[Candidate] = []
+        answers: list[tuple[int, tuple[tuple[int, int, int], ...], Answer]] = []
         seen: set[tuple[tuple[int, int, int], ...]] = set()
         for best in contenders:
             chosen = [best]
@@ -386,7 +394,10 @@ class Answerer:
             if quotes in seen:
                 continue  # the same quotes as an earlier contender's answer
             seen.add(quotes)
-            answer = self._extractive_answer(prepared, list(quotes), logits)
+            answers.append((best, quotes, self._extractive_answer(prepared, list(quotes), logits)))
+        kinds = self._answer_type_matches(prepared, [[c.quote for c in answer.citations] for _, _, answer in answers])
+        candidates: list[Candidate] = []
+        for (best, quotes, answer), kind in zip(answers, kinds, strict=True):
             claim_logits = [logits[q] for q in quotes]
             features = AnswerFeatures(
                 reader=min(claim_logits),
@@ -395,9 +406,27 @@ class Answerer:
                 retrieval=prepared.confidence,
                 checks=float(self._check(prepared, answer).ok),
                 hit_margin=margin,
+                answer_type=kind,
             )
             candidates.append(Candidate(answer, features, self._confidence_of(features)))
         return candidates
+
+    def _answer_type_matches(self, prepared: Prepared, answers: Sequence[Sequence[str]]) -> list[float]:
+        """For each answer (its claims: an extractive answer's quotes, an LLM answer's text), the
+        probability that it holds the kind of thing asked for, its weakest claim's (1 without the
+        answer-type model): every claim's named entities, read in one batch. The weakest claim,
+        because on the answer's whole text a second quote that adds names raised it and the most
+        confident candidate became a two-paragraph one (cross-validated citation precision 0.70 ->
+        0.62 on the gold set, 0.60 -> 0.49 on SQuAD)."""
+        if self.answer_types is None or self.tagger is None or not answers:
+            return [1.0] * len(answers)
+        t0 = time.perf_counter()
+        claims = [[re.sub(r"\s+", " ", CITATION_MARKER.sub(" ", c)).strip() for c in a] for a in answers]
+        entities = dict(zip(
+            (flat := list(dict.fromkeys(c for a in claims for c in a))), self.tagger.entities(flat), strict=True
+        ))
+        prepared.timings["answer_type"] = prepared.timings.get("answer_type", 0.0) + time.perf_counter() - t0
+        return [min((self.answer_types.match(prepared.analysis, entities[c]) for c in a), default=1.0) for a in claims]
 
     def _confidence_of(self, features: AnswerFeatures, model: ConfidenceModel | None = None) -> float:
         """The calibrated probability; for a candidate the checks veto, never more than an answer
@@ -662,7 +691,7 @@ class Answerer:
             reader=min(kept), reader_best=max(kept),
             sentence=best.features.sentence if best else 0.0, retrieval=prepared.confidence,
             checks=float(self._check(prepared, answer).ok), hit_margin=_hit_margin(prepared.hits),
-            judgment=prepared.judgment or 0.0,
+            answer_type=self._answer_type_matches(prepared, [[answer.text]])[0], judgment=prepared.judgment or 0.0,
         )
         judged = self.llm_confidence_model if prepared.judgment is not None else self.confidence_model
         candidate = Candidate(answer, features, self._confidence_of(features, judged))

@@ -90,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also train on the generated file's unanswerable near misses (as negatives)")
 
     p = sub.add_parser(
+        "train-answer-types",
+        help="count what kind of entity answers each kind of question (SQuAD-format data, spaCy NER): the answer-type check",
+    )
+    p.add_argument("--squad", type=Path, default=DEFAULT_SQUAD, help=f"SQuAD 1.1/2.0 JSON (default: {DEFAULT_SQUAD})")
+    p.add_argument("--out", type=Path, default=None, help="model folder (default: models/answer-types)")
+    p.add_argument(
+        "--hold-out-corpus", type=Path, action="append", default=None,
+        help="a corpus folder the evals score: its articles are never counted (repeatable; default: the shared "
+        "SQuAD corpus)",
+    )
+
+    p = sub.add_parser(
         "generate-questions",
         help="the local LLM writes questions for each paragraph (cached, filtered by the searcher): reader training data",
     )
@@ -162,6 +174,8 @@ def _run(args: argparse.Namespace) -> int:
         return _cmd_ask(args)
     if args.command == "train-reader":
         return _cmd_train_reader(args)
+    if args.command == "train-answer-types":
+        return _cmd_train_answer_types(args)
     if args.command == "generate-questions":
         return _cmd_generate_questions(args)
     if args.command == "eval":
@@ -260,6 +274,22 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
     print(f"reader written to {out} ({report['training_seconds'] / 60:.1f} min; model card: {out / 'README.md'})")
     if out.resolve() != READER_DIR.resolve():
         print(f"use it with RAG_READER_MODEL={out.resolve()}")
+    return 0
+
+
+def _cmd_train_answer_types(args: argparse.Namespace) -> int:
+    from rag.answer_type_training import train_answer_types
+    from rag.settings import ANSWER_TYPES_DIR
+
+    if not args.squad.is_file():
+        raise RagError(f"no training file at {args.squad} (give one with --squad)")
+    hold_out = args.hold_out_corpus if args.hold_out_corpus is not None else [DEFAULT_SQUAD.parent / "corpus"]
+    out = args.out or ANSWER_TYPES_DIR
+    report = train_answer_types(args.squad, out, [p for p in hold_out if p.is_dir()])
+    print(f"answer types of {report['questions']} questions written to {out} ({report['seconds']:.0f} s; "
+          f"never counted: {', '.join(report['held_out_articles']) or 'none'})")
+    if out.resolve() != ANSWER_TYPES_DIR.resolve():
+        print(f"use it with RAG_ANSWER_TYPE_MODEL={out.resolve()}")
     return 0
 
 

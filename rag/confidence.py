@@ -36,6 +36,10 @@ class AnswerFeatures:
     checks: float = 1.0
     #: The fused score margin between the first and second hit (a clear winner or a tie).
     hit_margin: float = 0.0
+    #: The probability that the answer holds the kind of thing asked for (a person for "who
+    #: presented", a city for "which city"), from the answer's named entities
+    #: (``rag.entities.AnswerTypeModel``); 1 (no evidence against) without the model.
+    answer_type: float = 1.0
     #: LLM mode: the model's own log-odds of "yes" to "does a paragraph state your answer?"
     #: (``rag.llm.yes_log_odds``); 0 (no opinion) for extractive candidates.
     judgment: float = 0.0

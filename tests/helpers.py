@@ -10,4 +10,4 @@ from rag.knowledge import KnowledgeBase
 
 def answerer_for(kb: KnowledgeBase, chat_model: BaseChatModel | None = None) -> Answerer:
     """An answerer over ``kb``'s live searcher, with a chat model of the test's choosing."""
-    return Answerer(lambda: kb.searcher, kb.embedder, kb.settings, chat_model, kb.reader)
+    return Answerer(lambda: kb.searcher, kb.embedder, kb.settings, chat_model, kb.reader, kb.answer_types)

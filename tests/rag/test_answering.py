@@ -370,3 +370,27 @@ def test_publication_date_is_never_an_event_date(seeds_kb: KnowledgeBase) -> Non
     held = seeds_kb.answer("When was the HomeNet workshop held?", mode="extractive")
     assert not held.abstained and "2nd November 2022" in held.text
     assert all(c.paragraph >= 1 for c in held.citations)
+
+
+# --- the learned answer type ---------------------------------------------------------------------
+
+
+def test_a_who_answer_without_a_person_weighs_less_than_one_naming_someone(seeds_kb: KnowledgeBase) -> None:
+    answerer = seeds_kb.answerer
+    prepared = answerer.prepare("Who talked about digital technology and human rights at the AROSP webinar?",
+                                mode="extractive")
+    person = "Mr. Vino Lucero, Digital Rights and Communications Manager of EngageMedia, presented on the topic."
+    none = "The session on statistics detailed the Guidelines concerning Statistics of Cooperatives."
+    alone, without, both = answerer._answer_type_matches(prepared, [[person], [none], [person, none]])
+    assert alone > 0.85 > 0.5 > without  # "who talked" is mostly a PERSON; an ORG or a document is rarely it
+    assert both == without  # an answer is as good as its weakest quote
+    candidates = answerer.extractive_candidates(prepared)
+    assert candidates and all(0.0 <= c.features.answer_type <= 1.0 for c in candidates)
+
+
+def test_without_the_answer_type_model_the_feature_has_no_opinion(seeds_kb: KnowledgeBase) -> None:
+    from rag.answering import Answerer
+
+    plain = Answerer(lambda: seeds_kb.searcher, seeds_kb.embedder, seeds_kb.settings, None, seeds_kb.reader)
+    candidates = plain.extractive_candidates(plain.prepare("Who funded the 2021 workshop?", mode="extractive"))
+    assert candidates and all(c.features.answer_type == 1.0 for c in candidates)

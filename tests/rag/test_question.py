@@ -76,3 +76,14 @@ def test_holds_answer_type() -> None:
 )
 def test_asks_publication(question: str, asks: bool) -> None:
     assert analyze_question(question).asks_publication is asks
+
+
+@pytest.mark.parametrize(("text", "wh"), [
+    ("In which city was the workshop held?", ("which", "city")),
+    ("How many people attended?", ("how many", "people")),
+    ("Who presented the session?", ("who", "presented")),
+    ("The film was directed by whom?", ("whom", "")),
+    ("Tell me about the SSE.", ("", "")),
+])
+def test_question_word_and_the_word_after_it(text: str, wh: tuple[str, str]) -> None:
+    assert analyze_question(text).wh == wh
