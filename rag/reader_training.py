@@ -44,7 +44,7 @@ import numpy as np
 
 from rag.bm25 import BM25Index
 from rag.errors import CorpusError, ModelNotInstalledError
-from rag.files import sha256_file, write_hash_list, write_text_atomic
+from rag.files import replace_dir, sha256_file, write_hash_list, write_text_atomic
 from rag.lexicon import normalize, proper_names
 from rag.reader import READER_CARD, reader_passage, verify_reader
 from rag.sentences import sentence_spans
@@ -588,15 +588,7 @@ def train_reader(
     (staging / READER_CARD).unlink(missing_ok=True)
     hashes = write_hash_list(staging, skip=(READER_CARD,))
     write_text_atomic(staging / READER_CARD, model_card(report, hashes))
-    if out_dir.exists():
-        backup = out_dir.parent / f".{out_dir.name}.old"
-        shutil.rmtree(backup, ignore_errors=True)
-        out_dir.rename(backup)
-        staging.rename(out_dir)
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging.rename(out_dir)
+    replace_dir(staging, out_dir)
     shutil.rmtree(work, ignore_errors=True)
     return report
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
 
-from rag.files import atomic_writer, inside, is_hidden, sha256_file, write_text_atomic
+from rag.files import atomic_writer, inside, is_hidden, replace_dir, sha256_file, write_text_atomic
 
 
 def test_write_text_atomic_replaces_whole_files(tmp_path: Path) -> None:
@@ -66,3 +67,29 @@ def test_a_hash_list_catches_a_missing_or_altered_file_and_ignores_other_records
     (tmp_path / HASH_LIST).write_text('{"source": "pip", "files": {"a": "b"}}', encoding="utf-8")
     assert hash_list_problems(tmp_path) == []
     assert hash_list_problems(tmp_path / "sub") == []  # no list: nothing to check
+
+
+def test_replace_dir_swaps_a_complete_folder_in_and_keeps_the_old_one_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target, new = tmp_path / "models" / "m", tmp_path / ".m.new"
+    new.mkdir()
+    (new / "a.txt").write_text("1", encoding="utf-8")
+    replace_dir(new, target)  # no previous folder; the parent is made
+    assert (target / "a.txt").read_text(encoding="utf-8") == "1" and not new.exists()
+    new.mkdir()
+    (new / "b.txt").write_text("2", encoding="utf-8")
+    replace_dir(new, target)
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
+    assert [p.name for p in target.parent.iterdir()] == ["m"]  # the moved-aside folder is removed
+
+    real_replace = os.replace
+    def failing(src: object, dst: object) -> None:
+        if Path(str(src)) == new:
+            raise OSError("disk full")
+        real_replace(src, dst)
+    new.mkdir()
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="disk full"):
+        replace_dir(new, target)
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]  # the old folder is back
