@@ -54,13 +54,18 @@ $(GEMMA_STAMP): $(STAMP)
 gemma: $(GEMMA_STAMP)
 
 # The reader (the cross-encoder that reranks and verifies) is committed in models/reader; this
-# retrains it from the shared SQuAD 2.0 articles in two stages (the held-out eval articles are never
-# used): relevance on paragraphs and sentences (24 min on 2 idle cores), then verification against
-# rule-made unanswerable questions, on sentences (7 min).
+# retrains it in three stages (the held-out eval articles are never used): relevance on paragraphs
+# and sentences of the shared SQuAD 2.0 articles (24 min on 2 idle cores), verification against
+# rule-made unanswerable questions, on sentences (7 min), then verification against SQuAD 2.0's real
+# unanswerable questions (the sentence of their plausible answer) in the 16 articles of
+# data/squad2-dev-cs224n (11 min).
 reader: $(STAMP)
 	$(BIN)/rag train-reader
 	$(BIN)/rag train-reader --init models/reader --learning-rate 3e-5 --max-length 128 \
 		--pair-kinds sentence+,sentence-same-paragraph,perturbed-sentence,sentence-hard
+	$(BIN)/rag train-reader --squad data/squad2-dev-cs224n/dev-v2.0.json --init models/reader \
+		--learning-rate 3e-5 --max-length 128 --max-questions 0 \
+		--pair-kinds sentence+,sentence-same-paragraph,perturbed-sentence,sentence-hard,squad2-unanswerable-sentence
 
 # The default embedder, models/embedder-qa (committed, fp16, sha256 list checked at load): the packaged
 # all-MiniLM-L6-v2 fine-tuned on the answerable questions of the 8 shared SQuAD articles the evals never

@@ -268,23 +268,24 @@ def train_on_triples(model: Any, triples: Sequence[QuestionTriple], config: Ques
 
 
 def adapt_on_questions(
-    squad: Path,
+    squad: Path | Sequence[Path],
     hold_out_corpora: Sequence[Path],
     out_dir: Path,
     settings: Settings,
     config: QuestionAdaptConfig | None = None,
     log: Callable[[str], None] = print,
 ) -> Path:
-    """Fine-tune ``settings.embedding_model`` on the answerable questions of a SQuAD-format file,
-    leaving out every article with a paragraph in ``hold_out_corpora`` (the ones the evals score);
-    write the model (fp16, half the size; loaded as fp32) to ``out_dir`` atomically."""
+    """Fine-tune ``settings.embedding_model`` on the answerable questions of one or more SQuAD-format
+    files, leaving out every article with a paragraph in ``hold_out_corpora`` (the ones the evals
+    score); write the model (fp16, half the size; loaded as fp32) to ``out_dir`` atomically."""
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from rag.reader_training import held_out_articles, load_squad, split_by_article
+    from rag.reader_training import held_out_articles, load_squad, split_by_article, training_source
 
     config = config or QuestionAdaptConfig()
-    items = load_squad(squad)
+    files = [Path(squad)] if isinstance(squad, (str, Path)) else [Path(f) for f in squad]
+    items = [item for f in files for item in load_squad(f)]
     held = held_out_articles(items, hold_out_corpora)
     train, _ = split_by_article(items, held)
     train = [i for i in train if not i.impossible and i.answers]
@@ -314,7 +315,8 @@ def adapt_on_questions(
         "method": "supervised: questions and their paragraphs, multiple-negatives ranking loss with one hard negative",
         "base_model": settings.embedding_model,
         "base_fingerprint": model_fingerprint(settings.embedding_model),
-        "data": {"file": str(squad), "sha256": sha256_file(squad), "questions": len(train),
+        "data": {"files": [{"file": str(f), "sha256": sha256_file(f), "source": training_source(f)} for f in files],
+                 "questions": len(train),
                  "articles": sorted({i.article for i in train}), "held_out_articles": sorted(held)},
         "config": config.__dict__,
         "final_loss": losses[-1],
@@ -337,8 +339,8 @@ def question_model_card(provenance: dict[str, Any]) -> str:
         "loaded and run in fp32.",
         "",
         "## Data",
-        f"- `{Path(data['file']).name}` (sha256 `{data['sha256'][:16]}…`): SQuAD 2.0 train split, CC BY-SA 4.0 "
-        "(Rajpurkar, Jia and Liang, 2018).",
+        *[f"- `{Path(f['file']).name}` (sha256 `{f['sha256'][:16]}…`): {f['source']}." for f in data["files"]],
+        "- Licence: CC BY-SA 4.0 (SQuAD 2.0: Rajpurkar, Jia and Liang, 2018).",
         f"- Trained on the {data['questions']} answerable questions of {len(data['articles'])} articles: "
         f"{', '.join(data['articles'])}.",
         f"- Never trained on (scored by the evals): {', '.join(data['held_out_articles'])}; nor on the project's "
@@ -349,7 +351,7 @@ def question_model_card(provenance: dict[str, Any]) -> str:
         "before trained); every other passage of the batch is a negative too.",
         "",
         "## Training",
-        f"- `rag adapt --squad {data['file']}` (`make embedder-qa`): multiple-negatives ranking loss, scale "
+        f"- `rag adapt {' '.join('--squad ' + f['file'] for f in data['files'])}` (`make embedder-qa`): multiple-negatives ranking loss, scale "
         f"{cfg['scale']}, batch {cfg['batch_size']}, {cfg['rounds']} round(s) of hard-negative mining, "
         f"{cfg['epochs']} epoch(s) each, learning rate {cfg['learning_rate']} with {cfg['warmup_share']:.0%} warm-up "
         f"then linear decay (each round), seed {cfg['seed']}.",

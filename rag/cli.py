@@ -52,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="passes over the data (default 2; with --squad 1)")
     p.add_argument("--base", default=None, help="model to start from (default: models/embedder-qa when present, "
                    "else the packaged all-MiniLM-L6-v2; with --squad the packaged one)")
-    p.add_argument("--squad", type=Path, default=None,
+    p.add_argument("--squad", type=Path, action="append", default=None,
                    help="train on the answerable questions of this SQuAD-format JSON instead (supervised; "
-                   f"the shipped models/embedder-qa: --squad {DEFAULT_SQUAD} --out models/embedder-qa)")
+                   "repeatable; the shipped models/embedder-qa: `make embedder-qa`)")
     p.add_argument("--hold-out-corpus", type=Path, action="append", default=None,
                    help="with --squad: a corpus folder the evals score; its articles are never trained on "
                    "(repeatable; default: the shared SQuAD corpus and seeds/)")
@@ -216,8 +216,9 @@ def _cmd_adapt_on_questions(args: argparse.Namespace, settings: Settings) -> int
     from rag.adapt import QuestionAdaptConfig, adapt_on_questions
     from rag.settings import QA_EMBEDDER_DIR
 
-    if not args.squad.is_file():
-        raise RagError(f"no SQuAD file at {args.squad}")
+    for squad in args.squad:
+        if not squad.is_file():
+            raise RagError(f"no SQuAD file at {squad}")
     hold_out = args.hold_out_corpus if args.hold_out_corpus is not None else [DEFAULT_SQUAD.parent / "corpus",
                                                                              Path("seeds")]
     try:

@@ -109,6 +109,9 @@ class QAItem:
     qid: str
     #: "squad", or "generated" (``rag generate-questions``): its pair kinds are prefixed "generated-".
     source: str = "squad"
+    #: SQuAD 2.0's "plausible answer" of an unanswerable question (the span a careless reader would
+    #: give) and where it starts: its sentence is the hardest negative there is.
+    plausible_starts: tuple[int, ...] = ()
 
 
 @dataclass
@@ -138,6 +141,7 @@ def load_squad(path: Path) -> list[QAItem]:
             for para in article["paragraphs"]:
                 for qa in para["qas"]:
                     answers = qa.get("answers") or []
+                    plausible = qa.get("plausible_answers") or []
                     items.append(
                         QAItem(
                             article=article["title"],
@@ -147,6 +151,7 @@ def load_squad(path: Path) -> list[QAItem]:
                             answer_starts=tuple(int(a["answer_start"]) for a in answers),
                             impossible=bool(qa.get("is_impossible", False)),
                             qid=str(qa["id"]),
+                            plausible_starts=tuple(int(a["answer_start"]) for a in plausible),
                         )
                     )
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -202,12 +207,14 @@ def split_by_article(items: list[QAItem], held_out: Iterable[str]) -> tuple[list
     return [i for i in items if i.article not in held], [i for i in items if i.article in held]
 
 
-def _answer_sentence(item: QAItem) -> tuple[str, list[str]] | None:
-    """The sentence holding the first answer, and the paragraph's other sentences."""
-    if not item.answer_starts:
+def _answer_sentence(item: QAItem, starts: tuple[int, ...] | None = None) -> tuple[str, list[str]] | None:
+    """The sentence holding the first answer (or the first of ``starts``), and the paragraph's other
+    sentences."""
+    starts = item.answer_starts if starts is None else starts
+    if not starts:
         return None
     spans = sentence_spans(item.context)
-    start = item.answer_starts[0]
+    start = starts[0]
     for i, (s, e) in enumerate(spans):
         if s <= start < e:
             others = [item.context[a:b] for j, (a, b) in enumerate(spans) if j != i and b - a > 20]
@@ -434,6 +441,9 @@ def build_pairs(
             title = item.article.replace("_", " ")
             if item.source == "squad":
                 pairs.add(item.question, reader_passage(title, item.context), 0.0, "squad2-unanswerable")
+                plausible = _answer_sentence(item, item.plausible_starts)
+                if plausible:
+                    pairs.add(item.question, reader_passage(title, plausible[0]), 0.0, "squad2-unanswerable-sentence")
                 continue
             # An LLM-written near miss: against its paragraph, and the sentence closest in words.
             pairs.add(item.question, reader_passage(title, item.context), 0.0, f"{item.source}-unanswerable")
@@ -566,6 +576,8 @@ def train_reader(
         "base_model": base_model_name(base_model),
         "config": asdict(config),
         "training_file": Path(squad_path).name,
+        "training_path": str(squad_path),
+        "training_source": training_source(Path(squad_path)),
         "training_file_sha256": sha256_file(Path(squad_path)),
         "trained_articles": sorted({i.article for i in train_items if i.source == "squad"}),
         "held_out_articles": sorted(held),
@@ -602,10 +614,30 @@ def base_model_name(base_model: str) -> str:
     return base_model
 
 
-def training_command(cfg: dict[str, Any]) -> str:
+#: What the first stages (trained before the card named its files' sources) were trained on.
+SHARED_SQUAD_SOURCE = "SQuAD 2.0 (train split)"
+
+
+def training_source(path: Path) -> str:
+    """What a training file is, for the model card: the first heading of the README.md next to it
+    (the shared SQuAD folder and ``data/squad2-dev-cs224n`` each have one), else its name."""
+    readme = path.parent / "README.md"
+    try:
+        heading = next((line[2:].strip() for line in readme.read_text(encoding="utf-8").splitlines()
+                        if line.startswith("# ")), "")
+    except OSError:
+        heading = ""
+    return heading or f"a SQuAD-format file ({path.name})"
+
+
+def training_command(stage: dict[str, Any]) -> str:
     """The ``rag train-reader`` command line that reproduces one training stage."""
-    command = (f"rag train-reader --layers {cfg['layers']} --epochs {cfg['epochs']} "
-               f"--max-questions {cfg['max_questions']} --learning-rate {cfg['learning_rate']} --seed {cfg['seed']}")
+    cfg = stage["config"]
+    command = "rag train-reader"
+    if stage.get("training_path") and Path(stage["training_path"]).name != "squad2-train-10-articles.json":
+        command += f" --squad {stage['training_path']}"  # the default file needs no flag
+    command += (f" --layers {cfg['layers']} --epochs {cfg['epochs']} "
+                f"--max-questions {cfg['max_questions']} --learning-rate {cfg['learning_rate']} --seed {cfg['seed']}")
     if cfg.get("max_length", 256) != 256:
         command += f" --max-length {cfg['max_length']}"
     if cfg.get("init"):
@@ -634,10 +666,13 @@ def model_card(report: dict[str, Any], hashes: dict[str, str]) -> str:
         f"Base: {report['base_model']} (Apache-2.0), first {cfg['layers']} layers, "
         "a fresh one-logit head; fine-tuned with binary cross-entropy; stored in fp16.",
         "",
-        "## Data",
-        f"- `{report['training_file']}` (sha256 `{report['training_file_sha256'][:16]}…`): SQuAD 2.0 train split, "
-        "CC BY-SA 4.0 (Rajpurkar, Jia and Liang, 2018).",
-        f"- Trained on {len(report['trained_articles'])} articles: {', '.join(report['trained_articles'])}.",
+        "## Data (SQuAD 2.0: CC BY-SA 4.0, Rajpurkar, Jia and Liang, 2018)",
+        *[
+            f"- Stage {n}: `{st['training_file']}` (sha256 `{st['training_file_sha256'][:16]}…`), "
+            f"{st.get('training_source', SHARED_SQUAD_SOURCE)}: {len(st['trained_articles'])} articles "
+            f"({', '.join(st['trained_articles'])})."
+            for n, st in enumerate(stages, start=1)
+        ],
         f"- Never trained on (scored by the evals): {', '.join(report['held_out_articles'])}; "
         "nor on the project's gold set.",
         *[
@@ -652,7 +687,7 @@ def model_card(report: dict[str, Any], hashes: dict[str, str]) -> str:
         "",
         "## Training (`make reader` runs these stages in order)",
         *[
-            f"- Stage {n}: `{training_command(st['config'])}`; batch {st['config']['batch_size']}, "
+            f"- Stage {n}: `{training_command(st)}`; batch {st['config']['batch_size']}, "
             f"max length {st['config']['max_length']}; pairs {json.dumps(st['pairs'])}; "
             f"{st['training_seconds'] / 60:.1f} min on this project's 2-core CPU machine (torch {st['torch']}); "
             f"final loss {st['final_loss']}."

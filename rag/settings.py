@@ -78,8 +78,8 @@ def packaged_embedding_model() -> str:
 
 #: The fitted confidence model (``python -m evals.calibrate --suite gold,squad2`` prints these),
 #: refitted on the default embedder (models/embedder-qa) and its retrieval weights.
-CONFIDENCE_WEIGHTS: dict[str, float] = {"reader_best": 0.2088, "retrieval": 3.4718, "checks": 1.1609, "hit_margin": 0.6269, "answer_type": 0.2845}
-CONFIDENCE_BIAS = -4.0128
+CONFIDENCE_WEIGHTS: dict[str, float] = {"reader_best": 0.3572, "retrieval": 3.1247, "checks": 1.1916, "hit_margin": 0.5944, "answer_type": 0.2887}
+CONFIDENCE_BIAS = -3.4806
 ANSWER_THRESHOLD = 0.17
 #: What is fitted per embedder: the fusion weights (``python -m evals.tune --suite gold,squad2``)
 #: and the answer confidence (``python -m evals.calibrate``) depend on the embedder, whose cosines

@@ -121,3 +121,28 @@ def test_cloze_adaptation_writes_a_checked_model_with_its_provenance(tmp_path: P
     assert provenance["method"].startswith("inverse cloze") and provenance["pairs"] == 8
     assert "model.safetensors" in json.loads((out / "sha256.json").read_text(encoding="utf-8"))
     assert load_sentence_transformer(str(out)).encode(["a question"]).shape == (1, 384)
+
+
+@pytest.mark.slow
+def test_adapt_on_questions_trains_on_several_files_and_names_each(tmp_path: Path) -> None:
+    """`rag adapt --squad A --squad B`: the questions of both, each file with its hash in the card."""
+    first = _squad_file(tmp_path)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    (other_dir / "README.md").write_text("# A second SQuAD sample\n\nFor the test.\n", encoding="utf-8")
+    context = "The Vale bridge opened in 1907. It spans the river Ost."
+    second = other_dir / "more.json"
+    second.write_text(json.dumps({"version": "v2.0", "data": [{"title": "Vale_bridge", "paragraphs": [{
+        "context": context, "qas": [
+            {"id": "b1", "question": "When did the Vale bridge open?", "is_impossible": False,
+             "answers": [{"text": "1907", "answer_start": context.index("1907")}]},
+            {"id": "b2", "question": "Who paid for the Vale bridge?", "is_impossible": True, "answers": []},
+        ]}]}]}), encoding="utf-8")
+    out = adapt_on_questions([first, second], [], tmp_path / "qa", Settings(embedding_model=packaged_embedding_model()),
+                             QuestionAdaptConfig(batch_size=2), log=lambda _: None)
+    data = json.loads((out / "adaptation.json").read_text(encoding="utf-8"))["data"]
+    assert [Path(f["file"]).name for f in data["files"]] == ["squad.json", "more.json"]
+    assert data["files"][1]["source"] == "A second SQuAD sample"
+    assert data["questions"] == 6 and "Vale_bridge" in data["articles"]  # 5 answerable + 1 from the second file
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert f"--squad {first} --squad {second}" in card and data["files"][1]["sha256"][:16] in card

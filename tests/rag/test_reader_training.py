@@ -87,6 +87,27 @@ def test_pairs_have_hard_negatives_without_the_answer(tmp_path: Path) -> None:
     assert first.split("\n")[0] in {"Harbour town", "Mountain railway"}
 
 
+def test_an_unanswerable_question_is_read_against_its_plausible_answers_sentence(tmp_path: Path) -> None:
+    """SQuAD 2.0's plausible answer marks the sentence a careless reader would quote: a negative."""
+    context = "Portvale lies on the coast. Its harbour was built by Jan Hol in 1821. Boats use it daily."
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps({"version": "v2.0", "data": [{"title": "Port", "paragraphs": [{
+        "context": context, "qas": [
+            {"id": "u1", "question": "Who rebuilt the harbour in 1921?", "is_impossible": True, "answers": [],
+             "plausible_answers": [{"text": "Jan Hol", "answer_start": context.index("Jan Hol")}]},
+            {"id": "u2", "question": "Who paid for the harbour?", "is_impossible": True, "answers": []},
+        ]}]}]}), encoding="utf-8")
+    items = load_squad(path)
+    assert items[0].plausible_starts == (context.index("Jan Hol"),) and items[1].plausible_starts == ()
+    pairs = build_pairs(items, ReaderTrainConfig(hard_negatives=0, easy_negative_share=0.0))
+    sentences = [(q, passage, label) for (q, passage), label, kind in zip(pairs.texts, pairs.labels, pairs.kinds,
+                                                                          strict=True)
+                 if kind == "squad2-unanswerable-sentence"]
+    # One pair (the question without a plausible answer has no sentence to be read against).
+    assert sentences == [("Who rebuilt the harbour in 1921?", "Port\nIts harbour was built by Jan Hol in 1821.", 0.0)]
+    assert pairs.counts()["squad2-unanswerable"] == 2
+
+
 def test_a_swapped_name_makes_a_near_miss_negative() -> None:
     items = [
         QAItem("A", "Who runs the Portvale museum?", "Anna Berg runs the Portvale museum.", ("Anna Berg",), (0,),
