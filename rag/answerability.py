@@ -10,7 +10,8 @@ high scores. The failure then shows in the answer itself, which these checks rea
   (the attendance of the 2024 workshop offered for the 2022 one).
 - **answer type**: a "how many N" question needs a number, not a date and not one the question
   already states, that counts N ("six member countries" does not answer "how many people"); a
-  "how much money" question a sum; a "when" question a date; a "who" question a name the
+  "how much money" question a sum; a "when" question a time (a date, a year, "two weeks later"; not
+  just any number: "the 110th session" is no date); a "who" question a name the
   question does not already give.
 - **novelty**: the answer must say something the question did not ("The webinar was
   interpreted into seven languages." does not answer "Which seven languages…?").
@@ -41,7 +42,7 @@ from rag.lexicon import (
     AMOUNT,
     COMMON_CAPITALISED,
     COUNT_PATTERN,
-    HOLDS_DATE,
+    HOLDS_TIME,
     PEOPLE_STEMS,
     QUESTION_TOKENS,
     normalize,
@@ -144,7 +145,7 @@ def _answer_type_present(question: Question, answer: str) -> list[str]:
         elif kind == "number":
             ok = bool(numbers_in(without_dates(answer)) - question.numbers) and _counts_the_thing(question, answer)
         elif kind == "date":
-            ok = bool(HOLDS_DATE.search(answer)) or bool(numbers_in(answer) - question.numbers)
+            ok = bool(HOLDS_TIME.search(answer))
         else:  # a name the question does not already give ("Indonesia" is given by "Indonesian")
             given = question.proper_names
             ok = any(

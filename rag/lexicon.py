@@ -67,6 +67,34 @@ DATES = re.compile(
 )
 #: Text that holds a date of some kind (a month, a year, "the second day", "a two-day event").
 HOLDS_DATE = re.compile(MONTH_NAME_PATTERN + r"|\b(?:19|20)\d\d\b|\b(?:first|second|last|next) day\b|\b\w+-day\b", re.I)
+#: Ordinal words, as a time is counted in them ("the fifth century", "the first week").
+ORDINAL_WORDS = (
+    "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
+    "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth",
+    "eighteenth", "nineteenth", "twentieth", "twenty-first",
+)
+#: Units a time is measured in.
+TIME_UNITS = r"(?:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|decades?|centur(?:y|ies)|millenni(?:um|a))"
+#: Text that states a time, what a "when" question asks for: a date or a year (``HOLDS_DATE``, and
+#: a year of any century, "in 476", "1066"), a decade ("the 1990s"), an amount or rank of time
+#: units ("two weeks later", "the 5th century", "a year after", "later this year"), a clock time, a
+#: season, an era ("BC"), an age. Any other number is no time: "the 110th session of the
+#: International Labour Conference" once passed for the date of a workshop, when any number did.
+HOLDS_TIME = re.compile(
+    HOLDS_DATE.pattern
+    + r"|(?<![\d,.])\b1\d{3}s?\b(?![,.]\d)"
+    + r"|\b(?:in|since|until|till|year|circa|c\.)\s+\d{3}\b(?![,.]?\d|\s*%)"
+    + r"|\b\d{1,4}\s*(?-i:BC|BCE|AD|CE|B\.C\.|A\.D\.)"
+    + r"|\b\d0s\b|\b\d0['’]s"
+    + r"|\b(?:" + COUNT_PATTERN + "|" + "|".join(ORDINAL_WORDS) + r"|a|an|several|few|many|some)"
+    + r"(?:st|nd|rd|th)?[\s-]+(?:and a half\s+)?" + TIME_UNITS + r"\b"
+    + r"|\b\d{1,2}(?::\d\d)?\s*[ap]\.?m\b\.?|\b\d{1,2}:\d\d\b"
+    + r"|\b(?:this|next|last|that|coming|following|previous|same|early|late|mid)[\s-]+(?:" + TIME_UNITS[3:-1]
+    + r"|spring|summer|autumn|winter)\b|\b(?:annually|ago)\b"
+    + r"|\b(?:spring|summer|autumn|winter|today|yesterday|tomorrow|tonight|dawn|dusk|midnight|noon)\b"
+    + r"|\bage(?:d| of)?\s+\d+",
+    re.I,
+)
 
 #: A sum of money: a currency sign or code, a currency word, or a scale word after a number.
 AMOUNT = re.compile(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.lexicon import MONTH_NUMBERS, normalize, numbers_in, proper_names, stem, tokenize, without_dates
+from rag.lexicon import HOLDS_TIME, MONTH_NUMBERS, normalize, numbers_in, proper_names, stem, tokenize, without_dates
 
 
 def test_tokenize_drops_stopwords_and_stems() -> None:
@@ -82,3 +82,43 @@ def test_without_dates_leaves_counts() -> None:
 
 def test_proper_names_skip_sentence_openers() -> None:
     assert proper_names("The ILO met KoSEA. They agreed.") == {"ilo", "kosea"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The Workshop took place on 2nd November 2022 in Phnom Penh",
+        "the Normans landed in 1066",
+        "in 476",
+        "476 AD",
+        "the 5th century",
+        "the fifth century",
+        "the 1990s",
+        "two weeks later",
+        "a year after the war",
+        "expected to be launched later this year",
+        "three years ago",
+        "at 3 pm",
+        "in the summer",
+        "at age 12",
+    ],
+)
+def test_holds_time(text: str) -> None:
+    assert HOLDS_TIME.search(text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # An ordinal ranks, it does not date: this sentence once answered "When was the workshop held?".
+        "the 110th session of the International Labour Conference held a general discussion",
+        "around 100 participants",
+        "1,200 workers",
+        "one of the speakers",
+        "six member countries",
+        "20% of workers",
+        "the same organisation",
+    ],
+)
+def test_holds_no_time(text: str) -> None:
+    assert not HOLDS_TIME.search(text), text
