@@ -73,8 +73,8 @@ ORDINAL_WORDS = (
     "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth",
     "eighteenth", "nineteenth", "twentieth", "twenty-first",
 )
-#: Units a time is measured in.
-TIME_UNITS = r"(?:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|decades?|centur(?:y|ies)|millenni(?:um|a))"
+#: Units a time is measured in (alternatives of a regular expression).
+TIME_UNITS = r"seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|decades?|centur(?:y|ies)|millenni(?:um|a)"
 #: Text that states a time, what a "when" question asks for: a date or a year (``HOLDS_DATE``, and
 #: a year of any century, "in 476", "1066"), a decade ("the 1990s"), an amount or rank of time
 #: units ("two weeks later", "the 5th century", "a year after", "later this year"), a clock time, a
@@ -87,9 +87,9 @@ HOLDS_TIME = re.compile(
     + r"|\b\d{1,4}\s*(?-i:BC|BCE|AD|CE|B\.C\.|A\.D\.)"
     + r"|\b\d0s\b|\b\d0['’]s"
     + r"|\b(?:" + COUNT_PATTERN + "|" + "|".join(ORDINAL_WORDS) + r"|a|an|several|few|many|some)"
-    + r"(?:st|nd|rd|th)?[\s-]+(?:and a half\s+)?" + TIME_UNITS + r"\b"
+    + r"(?:st|nd|rd|th)?[\s-]+(?:and a half\s+)?(?:" + TIME_UNITS + r")\b"
     + r"|\b\d{1,2}(?::\d\d)?\s*[ap]\.?m\b\.?|\b\d{1,2}:\d\d\b"
-    + r"|\b(?:this|next|last|that|coming|following|previous|same|early|late|mid)[\s-]+(?:" + TIME_UNITS[3:-1]
+    + r"|\b(?:this|next|last|that|coming|following|previous|same|early|late|mid)[\s-]+(?:" + TIME_UNITS
     + r"|spring|summer|autumn|winter)\b|\b(?:annually|ago)\b"
     + r"|\b(?:spring|summer|autumn|winter|today|yesterday|tomorrow|tonight|dawn|dusk|midnight|noon)\b"
     + r"|\bage(?:d| of)?\s+\d+",
